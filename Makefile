@@ -1,0 +1,37 @@
+# Two entry points on a fresh machine: `make demo` and `make test`.
+# Both build .venv from nothing: CPU torch 2.13.0 first (so no CUDA build is pulled),
+# then searchkit with faiss-cpu, the parity extra and the test tools.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: venv demo test test-fast lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[cpu,parity,bench,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) corpora/export_pydoc_topics.py corpora/pydoc-topics
+	$(VENV)/bin/searchkit ingest corpora/pydoc-topics --index index
+	$(VENV)/bin/searchkit search "how do I catch an exception and clean up afterwards" --index index -k 5
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check searchkit tests bench
+
+clean:
+	rm -rf $(VENV) index/*.db index/*.faiss
