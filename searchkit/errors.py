@@ -1,0 +1,41 @@
+"""One exception hierarchy for the whole library.
+
+The library raises these; the CLI and the TUI catch `SearchkitError` once and show
+its message on one line. Anything else escaping is a bug and keeps its traceback.
+"""
+
+
+class SearchkitError(Exception):
+    """Base class: a problem the user can act on, described in one line."""
+
+
+class BadInput(SearchkitError, ValueError):
+    """A value given by the user is out of range or malformed."""
+
+
+class ModelNotFound(SearchkitError):
+    """A model name or folder does not resolve to a local checkpoint."""
+
+
+class ModelLoadError(SearchkitError):
+    """A checkpoint exists but cannot be loaded (bad config, missing or misshapen weights)."""
+
+
+class IndexNotFound(SearchkitError):
+    """No index at the given folder."""
+
+
+class IndexCorrupt(SearchkitError):
+    """The index files are unreadable or disagree with each other."""
+
+
+class ModelMismatch(SearchkitError):
+    """An index was built with a different model or settings than the ones asked for."""
+
+
+class IndexLocked(SearchkitError):
+    """Another process is writing to this index."""
+
+
+class MissingDependency(SearchkitError):
+    """An optional package (transformers, matplotlib, faiss-gpu) is needed but absent."""

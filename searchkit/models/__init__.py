@@ -1,0 +1,90 @@
+"""Our encoders, one architecture per module, chosen by config.json's `model_type`.
+
+Each architecture module provides `Config` (a dataclass with `from_hf_config(dict)`),
+`Model` (an nn.Module whose forward returns every hidden state as a list, numbered
+as `transformers` numbers `hidden_states`) and `convert_checkpoint(state, config)`
+(the one table that maps checkpoint keys to ours).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from types import ModuleType
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from ..errors import ModelLoadError
+from ._common import load_strict
+
+# model_type -> module name. Derivatives that share BERT's layout map to it.
+ARCHITECTURES = {
+    "bert": "bert",
+    "modernbert": "modernbert",
+    "gpt2": "gpt2",
+}
+
+
+def read_config(model_dir: str | Path) -> dict:
+    """The parsed config.json of a checkpoint folder."""
+    path = Path(model_dir) / "config.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelLoadError(f"{path}: not found") from None
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: cannot read ({exc})") from None
+
+
+def architecture(cfg: dict, source: str = "config.json") -> ModuleType:
+    """The module implementing `cfg['model_type']`."""
+    model_type = cfg.get("model_type")
+    if model_type not in ARCHITECTURES:
+        known = ", ".join(sorted(ARCHITECTURES))
+        raise ModelLoadError(f"{source}: model_type {model_type!r} is not supported (supported: {known})")
+    return importlib.import_module(f"{__name__}.{ARCHITECTURES[model_type]}")
+
+
+def weight_files(model_dir: str | Path) -> list[Path]:
+    """The safetensors files of a checkpoint (single file or shards). Pickles are never read."""
+    model_dir = Path(model_dir)
+    files = sorted(model_dir.glob("*.safetensors"))
+    if not files:
+        pickles = [p.name for p in model_dir.glob("*.bin")] + [p.name for p in model_dir.glob("*.pt")]
+        hint = f" (found {', '.join(pickles)}: pickled weights are never loaded; convert to safetensors)" if pickles else ""
+        raise ModelLoadError(f"{model_dir}: no .safetensors weights{hint}")
+    return files
+
+
+def read_weights(model_dir: str | Path) -> dict[str, torch.Tensor]:
+    state: dict[str, torch.Tensor] = {}
+    for path in weight_files(model_dir):
+        try:
+            state.update(load_file(str(path)))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ModelLoadError(f"{path}: cannot read safetensors ({exc})") from None
+    return state
+
+
+def load_model(
+    model_dir: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.nn.Module:
+    """Build our model for the checkpoint in `model_dir` and load its weights strictly.
+
+    >>> model = load_model("path/to/all-MiniLM-L6-v2")
+    >>> hidden = model(input_ids, attention_mask)   # list of (B, T, C), embeddings first
+    """
+    cfg = read_config(model_dir)
+    arch = architecture(cfg, source=str(Path(model_dir) / "config.json"))
+    config = arch.Config.from_hf_config(cfg)
+    with torch.device("meta"):
+        model = arch.Model(config)
+    state = arch.convert_checkpoint(read_weights(model_dir), config)
+    state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    load_strict(model, state, source=str(model_dir))
+    return model.to(device).eval().requires_grad_(False)

@@ -1,0 +1,130 @@
+"""Pieces every architecture shares: activations, masks, (un)padding, strict loading.
+
+Speed tricks that more than one model uses live here so that each model file stays a
+plain top-to-bottom read.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ModelLoadError
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    return F.gelu(x, approximate="tanh")
+
+
+# The activation names that appear in config.json files, mapped to functions.
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu,  # exact (erf) form, as BERT uses
+    "gelu_new": gelu_tanh,  # GPT-2's tanh approximation
+    "gelu_pytorch_tanh": gelu_tanh,
+    "gelu_fast": gelu_tanh,
+    "relu": F.relu,
+    "silu": F.silu,
+    "swish": F.silu,
+}
+
+
+def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The activation function called `name` in a config.json, or a ModelLoadError."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        known = ", ".join(sorted(ACTIVATIONS))
+        raise ModelLoadError(f"unsupported activation {name!r} (known: {known})") from None
+
+
+def key_padding_mask(attention_mask: torch.Tensor) -> torch.Tensor | None:
+    """(B, T) 1/0 mask -> (B, 1, 1, T) boolean SDPA mask, or None when nothing is padded.
+
+    None lets SDPA pick its fastest kernel; a row of queries never sees only padding
+    because every sequence holds at least one real token.
+    """
+    if bool(attention_mask.all()):
+        return None
+    return attention_mask.bool()[:, None, None, :]
+
+
+def unpad(x: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T, ...) -> (N, ...) holding only real tokens, plus their flat indices into B*T."""
+    indices = attention_mask.reshape(-1).nonzero(as_tuple=True)[0]
+    return x.reshape(-1, *x.shape[2:]).index_select(0, indices), indices
+
+
+def repad(packed: torch.Tensor, indices: torch.Tensor, batch: int, seqlen: int) -> torch.Tensor:
+    """Inverse of `unpad`: scatter (N, ...) back into zeros of shape (B, T, ...)."""
+    out = packed.new_zeros(batch * seqlen, *packed.shape[1:])
+    out.index_copy_(0, indices, packed)
+    return out.view(batch, seqlen, *packed.shape[1:])
+
+
+def rename_keys(
+    state: Mapping[str, torch.Tensor],
+    renames: Iterable[tuple[str, str]],
+    drop: Iterable[str] = (),
+) -> dict[str, torch.Tensor]:
+    """Apply regex renames (in order) to checkpoint keys and drop keys matching `drop`."""
+    renames = [(re.compile(p), r) for p, r in renames]
+    drop = [re.compile(p) for p in drop]
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if any(d.search(key) for d in drop):
+            continue
+        for pattern, repl in renames:
+            key = pattern.sub(repl, key)
+        out[key] = value
+    return out
+
+
+def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """load_state_dict(strict=True), but failing with names: missing, unexpected, misshapen."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    misshapen = [
+        f"{k} {tuple(state[k].shape)} != {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing weights {_first(missing)}")
+    if unexpected:
+        problems.append(f"unexpected weights {_first(unexpected)}")
+    if misshapen:
+        problems.append(f"wrong shapes {_first(misshapen)}")
+    if problems:
+        raise ModelLoadError(f"{source}: " + "; ".join(problems))
+    module.load_state_dict(state, strict=True, assign=True)
+
+
+def _first(names: list[str], n: int = 4) -> str:
+    more = f" (+{len(names) - n} more)" if len(names) > n else ""
+    return ", ".join(names[:n]) + more
+
+
+def require(cfg: Mapping, *keys: str, source: str = "config.json"):
+    """The first of `keys` present in `cfg` (configs spell the same field differently)."""
+    for key in keys:
+        if key in cfg and cfg[key] is not None:
+            return cfg[key]
+    raise ModelLoadError(f"{source}: missing {' / '.join(keys)}")
+
+
+def check_heads(hidden: int, heads: int, source: str = "config.json") -> int:
+    """Head size, after checking that heads divide the hidden size."""
+    if heads <= 0 or hidden % heads:
+        raise ModelLoadError(f"{source}: hidden size {hidden} is not divisible by {heads} heads")
+    return hidden // heads
+
+
+def softmax_scale(head_dim: int) -> float:
+    return 1.0 / math.sqrt(head_dim)
