@@ -1,0 +1,250 @@
+"""The `searchkit` command: a thin click shell over the Python API.
+
+Every command takes --json (machine-readable on stdout); progress and messages go to
+stderr; a `SearchkitError` becomes one line and exit status 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import SearchkitError
+
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True)
+
+DEFAULT_INDEX = "index"
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"searchkit: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func):
+    """Turn library errors into one-line messages and a non-zero exit."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except SearchkitError as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt:
+            _fail("interrupted (nothing half-written: the index keeps its last committed state)", 130)
+
+    return wrapper
+
+
+def emit_json(obj) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False))
+
+
+# Options shared by the commands that build an encoder.
+def encoder_options(func):
+    func = click.option("--model", "-m", default=None, help="Model name or local folder (default: all-MiniLM-L6-v2).")(func)
+    func = click.option("--pooling", type=click.Choice(["mean", "cls"]), default=None, help="Pooling (default: the model's own, else mean).")(func)
+    func = click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")(func)
+    func = click.option("--dtype", default="auto", show_default=True, help="auto (fp32 on CPU, fp16 on CUDA), fp32, bf16 or fp16.")(func)
+    return func
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+index_option = click.option("--index", "index_dir", default=DEFAULT_INDEX, show_default=True, type=click.Path(file_okay=False), help="Index folder.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="searchkit")
+def main():
+    """searchkit: local semantic search with encoders of its own, FAISS and SQLite."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@index_option
+@encoder_options
+@click.option("--layer", type=int, default=None, help="Hidden state to pool (GPT-2: default the middle block).")
+@click.option("--chunk-tokens", type=int, default=None, help="Tokens per chunk (default: the model's max length, at most 510).")
+@click.option("--chunk-overlap", type=int, default=None, help="Tokens shared by consecutive chunks (default: chunk-tokens / 8).")
+@click.option("--rebuild", is_flag=True, help="Drop the index's contents and build it anew (e.g. with another model).")
+@json_option
+@handle_errors
+def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens, chunk_overlap, rebuild, as_json):
+    """Embed the files under PATHS into the index: new and changed files only."""
+    from .index import Index
+
+    index = Index(index_dir, model=model, pooling=pooling, device=device, dtype=dtype, layer=layer,
+                  chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap)
+    columns = [TextColumn("embedding"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[chunks]} chunks"),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task("embed", total=None, chunks=0)
+
+        def progress(done, total, chunks):
+            bar.update(task, completed=done, total=total, chunks=chunks)
+
+        summary = index.ingest(paths, progress=progress, rebuild=rebuild)
+    if as_json:
+        emit_json(summary.to_dict())
+        return
+    for item in summary.skipped:
+        stderr.print(f"skipped {item['path']}: {item['reason']}", highlight=False)
+    for problem in summary.problems:
+        stderr.print(f"skipped record {problem}", highlight=False)
+    stdout.print(
+        f"{summary.files_seen} files seen: {summary.files_added} added, {summary.files_updated} updated, "
+        f"{summary.files_removed} removed, {summary.files_unchanged} unchanged, {summary.files_skipped} skipped; "
+        f"{summary.chunks_added} chunks added, {summary.chunks_removed} removed in {summary.seconds:.1f} s -> {index_dir}",
+        highlight=False,
+    )
+
+
+@main.command()
+@click.argument("query")
+@index_option
+@click.option("-k", "k", type=int, default=10, show_default=True, help="Number of hits.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--dtype", default="auto", show_default=True, help="Query encoder dtype.")
+@json_option
+@handle_errors
+def search(query, index_dir, k, device, dtype, as_json):
+    """Find the chunks closest in meaning to QUERY."""
+    from .index import Index
+
+    hits = Index(index_dir, device=device, dtype=dtype).search(query, k=k)
+    if as_json:
+        emit_json([asdict(h) for h in hits])
+        return
+    if not hits:
+        stdout.print("no hits (the index is empty)")
+    for hit in hits:
+        where = f"{hit.path}#{hit.document}" if hit.document else hit.path
+        stdout.print(f"[bold]{hit.rank:>2}.[/bold] [cyan]{hit.score:.4f}[/cyan]  {where}  [dim][{hit.start}:{hit.end}][/dim]", highlight=False)
+        snippet = " ".join(hit.text.split())
+        stdout.print("    " + (snippet[:300] + ("…" if len(snippet) > 300 else "")), highlight=False, markup=False)
+
+
+@main.command()
+@click.argument("texts", nargs=-1, required=True)
+@encoder_options
+@click.option("--layer", type=int, default=None, help="Hidden state to pool (0 = embeddings).")
+@click.option("--no-normalize", is_flag=True, help="Skip the L2 normalisation.")
+@json_option
+@handle_errors
+def embed(texts, model, pooling, device, dtype, layer, no_normalize, as_json):
+    """Print the embedding vector of each TEXT."""
+    from .encoder import Encoder
+
+    enc = Encoder(model, pooling=pooling, device=device, dtype=dtype, layer=layer, normalize=not no_normalize)
+    vectors = enc.encode(list(texts))
+    if as_json:
+        emit_json({"model": enc.name, "dim": enc.dim, "embeddings": vectors.tolist()})
+        return
+    stdout.print(f"model {enc.name}, dim {enc.dim}, pooling {enc.pooling}, dtype {enc.dtype_name}", highlight=False)
+    for text, vec in zip(texts, vectors):
+        head = ", ".join(f"{x:.4f}" for x in vec[:6])
+        stdout.print(f"{text!r}: [{head}, …] (norm {float((vec ** 2).sum()) ** 0.5:.4f})", highlight=False, markup=False)
+
+
+@main.command()
+@click.argument("text1")
+@click.argument("text2")
+@encoder_options
+@click.option("--all-metrics", is_flag=True, help="Also dot product, euclidean and manhattan distance.")
+@json_option
+@handle_errors
+def similarity(text1, text2, model, pooling, device, dtype, all_metrics, as_json):
+    """Cosine similarity of two texts (and other metrics with --all-metrics)."""
+    from .encoder import Encoder
+    from .similarity import METRICS, compare
+
+    enc = Encoder(model, pooling=pooling, device=device, dtype=dtype)
+    a, b = enc.encode([text1, text2])
+    scores = compare(a, b, METRICS if all_metrics else ("cosine",))
+    if as_json:
+        emit_json({"model": enc.name, **scores})
+        return
+    for name, value in scores.items():
+        stdout.print(f"{name:<10} {value:.4f}", highlight=False)
+
+
+@main.command()
+@index_option
+@json_option
+@handle_errors
+def info(index_dir, as_json):
+    """What an index holds and how it was built."""
+    from .index import Index
+
+    data = Index(index_dir).info()
+    if as_json:
+        emit_json(data)
+        return
+    s = data["settings"]
+    table = Table(show_header=False, box=None)
+    rows = [
+        ("index", data["index"]),
+        ("model", f"{s.get('model')} ({s.get('model_type')}, sha256 {str(s.get('weights_sha256'))[:12]}…)"),
+        ("vectors", f"{data['vectors']} × {s.get('dim')} ({s.get('index_type')}, {s.get('dtype')}, "
+                    f"{s.get('pooling')} pooling{', normalised' if s.get('normalize') else ''})"),
+        ("files", str(data["files"])),
+        ("documents", str(data["documents"])),
+        ("chunks", f"{data['chunks']} ({s.get('chunk_tokens')} tokens, overlap {s.get('chunk_overlap')})"),
+    ]
+    run = data.get("last_run")
+    if run:
+        sm = run["summary"]
+        rows.append(("last ingest", f"{sm.get('files_added')} added, {sm.get('files_updated')} updated, "
+                                    f"{sm.get('files_removed')} removed in {sm.get('seconds')} s"))
+    for key, value in rows:
+        table.add_row(f"[bold]{key}[/bold]", value)
+    stdout.print(table)
+
+
+@main.command()
+@click.option("--model", "-m", default=None, help="Model name or local folder (default: all-MiniLM-L6-v2).")
+@click.option("--text", "texts", multiple=True, help="A text to compare on (repeatable; default: a built-in mixed-length set).")
+@click.option("--device", default="cpu", show_default=True, help="Device for our encoder (the reference runs on the CPU).")
+@click.option("--dtype", default="fp32", show_default=True, help="Our encoder's dtype; fp32 is the exact comparison.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a PNG of max |Δ| per layer.")
+@json_option
+@handle_errors
+def parity(model, texts, device, dtype, plot_path, as_json):
+    """Prove our encoder equal to Hugging Face transformers, layer by layer."""
+    from .encoder import Encoder
+    from .parity import compare, load_reference, plot
+
+    enc = Encoder(model, device=device, dtype=dtype)
+    report = compare(enc, list(texts) or None, reference=load_reference(enc.path))
+    if plot_path:
+        plot(report, plot_path)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        table = Table(title=f"{enc.name} ({report.model_type}, {report.dtype} on {report.device}) vs transformers, "
+                            f"{report.texts} texts, {report.tokens} tokens")
+        for col in ("hidden state", "max |Δ|", "mean |Δ|", "min cosine"):
+            table.add_column(col, justify="left" if col == "hidden state" else "right")
+        for d in report.layers:
+            table.add_row(d.name, f"{d.max_abs:.2e}", f"{d.mean_abs:.2e}", f"{d.cosine:.8f}")
+        table.add_row("pooled (normalised)", f"{report.pooled_max_abs:.2e}", "", f"{report.pooled_cosine:.8f}")
+        stdout.print(table)
+        tol = report.tolerance
+        verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
+        stdout.print(f"{verdict}: every max |Δ| ≤ {tol['max_abs']:g} (× the layer's largest |value| past 1), "
+                     f"pooled cosine ≥ {tol['pooled_cosine']}")
+        if plot_path:
+            stderr.print(f"plot written to {plot_path}")
+    if not report.passed:
+        sys.exit(2)
+if __name__ == '__main__':
+    main()

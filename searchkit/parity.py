@@ -1,0 +1,179 @@
+"""Hold our encoder to Hugging Face `transformers`, layer by layer.
+
+The same token ids go through both models; every hidden state is compared on the real
+(unpadded) tokens, then the pooled vectors. `transformers` is imported lazily: it is an
+optional extra (`pip install 'searchkit[parity]'`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .encoder import Encoder
+from .errors import MissingDependency
+
+# Texts of mixed lengths, so that padding is in play; the last one is longer than
+# ModernBERT's 128-token local window.
+DEFAULT_TEXTS = [
+    "this is a test",
+    "The cat sits outside",
+    "A man is playing guitar",
+    "The new movie is so great",
+    "Do you like pizza?",
+    (
+        "Semantic search ranks documents by meaning rather than by shared words. A query and "
+        "every passage are mapped into the same vector space by an encoder, and the passages "
+        "whose vectors lie closest to the query's are returned first. The quality of the "
+        "answer depends on the encoder, on how documents are split into passages, and on how "
+        "faithfully the implementation reproduces the model it claims to run. Small numerical "
+        "differences, such as padding tokens counted in a mean, or a position index shifted by "
+        "left padding, change vectors silently, so a careful implementation compares itself, "
+        "layer by layer, with a reference. Long inputs matter too: models with local attention "
+        "only let each token see its neighbours within a window, and an implementation that "
+        "treats every layer as global attention agrees with the reference on short texts and "
+        "drifts apart on long ones. This paragraph is long enough to cross such a window, with "
+        "a few more sentences about indexes, catalogs, chunking, tokenizers and the way a "
+        "search engine keeps its vectors and its metadata consistent after a crash, so that a "
+        "search never returns the wrong document with a perfect score."
+    ),
+]
+
+# Tolerances per dtype: the largest |Δ| allowed in any hidden state, relative to the
+# reference's largest magnitude when that exceeds 1, and the lowest pooled cosine.
+TOLERANCES = {
+    "fp32": {"max_abs": 1e-5, "pooled_cosine": 0.999999},
+    "bf16": {"max_abs": 1e-1, "pooled_cosine": 0.999},
+    "fp16": {"max_abs": 2e-2, "pooled_cosine": 0.9995},
+}
+
+
+@dataclass
+class LayerDiff:
+    name: str
+    max_abs: float  # largest |ours - reference| over real tokens
+    mean_abs: float
+    cosine: float  # lowest per-token cosine
+    scale: float  # largest |reference| value (tolerances are relative past 1)
+
+
+@dataclass
+class ParityReport:
+    model: str
+    model_type: str
+    dtype: str
+    device: str
+    texts: int
+    tokens: int
+    layers: list[LayerDiff] = field(default_factory=list)
+    pooled_cosine: float = 0.0  # lowest over texts
+    pooled_max_abs: float = 0.0
+    tolerance: dict = field(default_factory=dict)
+    passed: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_reference(model_dir: Path):
+    """The `transformers` model for the same folder, in fp32 on the CPU."""
+    try:
+        import transformers
+    except ImportError:
+        raise MissingDependency(
+            "parity needs Hugging Face transformers: pip install 'searchkit[parity]'"
+        ) from None
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    model = transformers.AutoModel.from_pretrained(str(model_dir), dtype=torch.float32)
+    return model.eval()
+
+
+def hidden_state_names(n: int) -> list[str]:
+    return ["embeddings"] + [f"layer {i}" for i in range(n - 1)]
+
+
+def _diff(name: str, ours: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor) -> LayerDiff:
+    real = mask.bool()
+    a, b = ours.float()[real], ref.float()[real]  # (N, C) real tokens only
+    delta = (a - b).abs()
+    cos = torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=-1)
+    return LayerDiff(name, float(delta.max()), float(delta.mean()), float(cos.min()), float(b.abs().max()))
+
+
+def compare(
+    encoder: Encoder,
+    texts: Sequence[str] | None = None,
+    reference=None,
+) -> ParityReport:
+    """Compare every hidden state and the pooled vectors of `encoder` with `transformers`.
+
+    >>> report = compare(load_encoder("all-MiniLM-L6-v2"))
+    >>> report.passed, report.layers[-1].max_abs
+    (True, 3.8e-06)
+    """
+    texts = list(texts or DEFAULT_TEXTS)
+    reference = reference if reference is not None else load_reference(encoder.path)
+    ids = encoder.tokenize(texts)
+    report = ParityReport(
+        model=encoder.name, model_type=encoder.model_type, dtype=encoder.dtype_name,
+        device=str(encoder.device), texts=len(texts), tokens=sum(len(x) for x in ids),
+        tolerance=TOLERANCES[encoder.dtype_name],
+    )
+    # One padded batch for both sides, in the caller's order (so padding is exercised).
+    batch = encoder._pad(ids, np.arange(len(ids)))
+    ours = encoder.hidden_states(batch)
+    with torch.inference_mode():
+        kwargs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+        out = reference(**kwargs, output_hidden_states=True)
+    refs = list(out.hidden_states)
+    if len(refs) != len(ours):
+        raise MissingDependency(
+            f"transformers returned {len(refs)} hidden states, ours {len(ours)}: versions disagree on numbering"
+        )
+    names = hidden_state_names(len(ours))
+    names[-1] += " (final)"
+    mask = batch.attention_mask
+    report.layers = [
+        _diff(name, o.cpu(), r, mask) for name, o, r in zip(names, ours, refs)
+    ]
+    layer = encoder.layer % len(ours)
+    pooled_ours = encoder.pool(ours[layer], mask).cpu().double()
+    pooled_ref = encoder.pool(refs[layer], mask).double()
+    cos = torch.nn.functional.cosine_similarity(pooled_ours, pooled_ref, dim=-1)
+    report.pooled_cosine = float(cos.min())
+    report.pooled_max_abs = float((pooled_ours - pooled_ref).abs().max())
+    tol = report.tolerance
+    report.passed = all(
+        d.max_abs <= tol["max_abs"] * max(1.0, d.scale) for d in report.layers
+    ) and report.pooled_cosine >= tol["pooled_cosine"]
+    return report
+
+
+def plot(report: ParityReport, path: str | Path) -> None:
+    """A PNG of max |Δ| per hidden state on a log scale, with the tolerance line."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MissingDependency("--plot needs matplotlib: pip install 'searchkit[parity]'") from None
+    names = [d.name for d in report.layers]
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names) + 2), 4))
+    ax.plot(range(len(names)), [max(d.max_abs, 1e-12) for d in report.layers], "o-", label="max |Δ|")
+    ax.plot(range(len(names)), [max(d.mean_abs, 1e-12) for d in report.layers], "s--", label="mean |Δ|")
+    ax.axhline(report.tolerance["max_abs"], color="red", lw=1, label=f"tolerance {report.tolerance['max_abs']:g}")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("|ours − transformers|")
+    verdict = "PASS" if report.passed else "FAIL"
+    ax.set_title(f"{Path(report.model).name} ({report.model_type}, {report.dtype}): {verdict}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(str(path), dpi=120)
+    plt.close(fig)

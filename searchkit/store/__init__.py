@@ -1,0 +1,4 @@
+"""Where an index lives on disk: FAISS vectors (`vectors`) and the SQLite catalog (`catalog`).
+
+Nothing here knows about torch or models.
+"""

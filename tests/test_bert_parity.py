@@ -1,0 +1,95 @@
+"""all-MiniLM-L6-v2 against a live transformers forward pass, and the reports' figures."""
+
+import numpy as np
+import pytest
+import torch
+
+from searchkit.encoder import Encoder
+from searchkit.parity import DEFAULT_TEXTS, compare
+
+transformers = pytest.importorskip("transformers", reason="parity needs transformers (searchkit[parity])")
+
+EIGHT = [
+    "The cat sits outside",
+    "A man is playing guitar",
+    "I love pasta",
+    "The new movie is awesome",
+    "The cat plays in the garden",
+    "A woman watches TV",
+    "The new movie is so great",
+    "Do you like pizza?",
+]
+
+
+@pytest.fixture(scope="module")
+def reference(minilm):
+    return transformers.AutoModel.from_pretrained(str(minilm.path), dtype=torch.float32).eval()
+
+
+def test_every_hidden_state_matches_transformers_on_a_padded_batch(minilm, reference):
+    texts = EIGHT + DEFAULT_TEXTS
+    ids = minilm.tokenize(texts)
+    assert len({len(x) for x in ids}) > 3  # mixed lengths: padding is exercised
+    batch = minilm._pad(ids, np.arange(len(ids)))
+    ours = minilm.hidden_states(batch)
+    with torch.inference_mode():
+        ref = reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                        output_hidden_states=True).hidden_states
+    assert len(ours) == len(ref) == 7
+    real = batch.attention_mask.bool()
+    for i, (a, b) in enumerate(zip(ours, ref)):
+        assert (a[real] - b[real]).abs().max().item() <= 1e-5, f"hidden state {i}"
+
+
+def test_parity_report_passes_and_pooled_cosine(minilm, reference):
+    report = compare(minilm, reference=reference)
+    assert report.passed
+    assert report.pooled_cosine >= 0.999999
+    assert [d.name for d in report.layers][0] == "embeddings"
+    assert all(d.max_abs <= 1e-5 for d in report.layers)
+
+
+def test_this_is_a_test_matches_the_published_numbers(minilm):
+    batch = minilm._pad(minilm.tokenize(["this is a test"]), np.arange(1))
+    last = minilm.hidden_states(batch)[-1]
+    assert tuple(last.shape) == (1, 6, 384)
+    np.testing.assert_allclose(last[0, 0, :3].numpy(), [-0.0058, -0.1078, -0.0312], atol=1e-4)
+    np.testing.assert_allclose(last[0, 0, -3:].numpy(), [-0.1729, -0.0137, -0.2952], atol=1e-4)
+
+
+def test_eight_sentences_top_pairs_with_padding_aware_mean(minilm):
+    v = minilm.encode(EIGHT)
+    sims = v @ v.T
+    top = sorted((sims[i, j] for i in range(8) for j in range(i + 1, 8)), reverse=True)[:5]
+    np.testing.assert_allclose(top, [0.89, 0.68, 0.51, 0.26, 0.24], atol=0.006)
+
+
+def test_vectors_do_not_depend_on_batch_mates(minilm):
+    alone = np.stack([minilm.encode([t])[0] for t in EIGHT])
+    together = minilm.encode(EIGHT)
+    with_long = minilm.encode(EIGHT + [DEFAULT_TEXTS[-1]])[:8]
+    assert np.abs(alone - together).max() < 1e-6
+    assert np.abs(alone - with_long).max() < 1e-6
+
+
+def test_matches_sentence_transformers_pooling_definition(minilm, reference):
+    """Padding-aware mean of transformers' last hidden state, normalised = our vector."""
+    texts = EIGHT
+    tok = minilm._truncating
+    out = []
+    for t in texts:
+        ids = torch.tensor([tok.encode(t).ids])
+        with torch.inference_mode():
+            h = reference(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state[0]
+        out.append(torch.nn.functional.normalize(h.mean(0), dim=-1).numpy())
+    ours = minilm.encode(texts)
+    cos = (np.stack(out) * ours).sum(1)
+    assert cos.min() >= 0.999999
+
+
+def test_cls_pooling_and_no_normalize(minilm):
+    enc = Encoder("all-MiniLM-L6-v2", device="cpu", dtype="fp32", pooling="cls", normalize=False)
+    batch = enc._pad(enc.tokenize(["this is a test"]), np.arange(1))
+    cls = enc.hidden_states(batch)[-1][0, 0].numpy()
+    np.testing.assert_allclose(enc.encode(["this is a test"])[0], cls, atol=1e-6)
+    assert abs(np.linalg.norm(cls) - 1) > 0.1  # really not normalised
