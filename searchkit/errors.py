@@ -39,3 +39,15 @@ class IndexLocked(SearchkitError):
 
 class MissingDependency(SearchkitError):
     """An optional package (transformers, matplotlib, faiss-gpu) is needed but absent."""
+
+
+class SkipFile(SearchkitError):
+    """A file is left out of an ingest; `reason` says why in a few words ("binary", "empty")."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+    def __reduce__(self):  # keep both fields when pickled (multiprocessing, Ray workers)
+        return (type(self), (self.path, self.reason))

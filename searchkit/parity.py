@@ -154,6 +154,20 @@ def compare(
     return report
 
 
+def reference_vectors(encoder: Encoder, reference, texts: Sequence[str]) -> np.ndarray:
+    """What `transformers` gives for `texts` through the encoder's own tokenization,
+    pooling and normalisation: the vectors ours must equal. float32 (n, dim)."""
+    out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    for batch in encoder.batches(encoder.tokenize(texts)):
+        with torch.inference_mode():
+            hidden = reference(
+                input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True
+            ).hidden_states
+        layer = encoder.layer % len(hidden)
+        out[batch.order] = encoder.pool(hidden[layer], batch.attention_mask).numpy()
+    return out
+
+
 def plot(report: ParityReport, path: str | Path) -> None:
     """A PNG of max |Δ| per hidden state on a log scale, with the tolerance line."""
     try:

@@ -6,7 +6,6 @@ plain top-to-bottom read.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 
@@ -53,14 +52,8 @@ def key_padding_mask(attention_mask: torch.Tensor) -> torch.Tensor | None:
     return attention_mask.bool()[:, None, None, :]
 
 
-def unpad(x: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T, ...) -> (N, ...) holding only real tokens, plus their flat indices into B*T."""
-    indices = attention_mask.reshape(-1).nonzero(as_tuple=True)[0]
-    return x.reshape(-1, *x.shape[2:]).index_select(0, indices), indices
-
-
 def repad(packed: torch.Tensor, indices: torch.Tensor, batch: int, seqlen: int) -> torch.Tensor:
-    """Inverse of `unpad`: scatter (N, ...) back into zeros of shape (B, T, ...)."""
+    """Scatter (N, ...) back into zeros of shape (B, T, ...)."""
     out = packed.new_zeros(batch * seqlen, *packed.shape[1:])
     out.index_copy_(0, indices, packed)
     return out.view(batch, seqlen, *packed.shape[1:])
@@ -126,5 +119,48 @@ def check_heads(hidden: int, heads: int, source: str = "config.json") -> int:
     return hidden // heads
 
 
-def softmax_scale(head_dim: int) -> float:
-    return 1.0 / math.sqrt(head_dim)
+def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) 1/0 mask -> (B, T) position ids that count real tokens only.
+
+    A text's first real token is position 0 whichever side is padded (cumsum of the mask
+    minus one, clamped at 0), so padding never shifts a text's positions.
+    """
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+class Packing:
+    """Where the real tokens of a padded (B, T) batch sit once packed into (N, ...).
+
+    Models that skip work on padding run their per-token layers on the packed (N, C)
+    tokens and `unpack` only around the parts that need the (B, T) layout (attention).
+
+    >>> packing = Packing(attention_mask)
+    >>> x = packing.pack(embeddings)        # (B, T, C) -> (N, C)
+    >>> padded = packing.unpack(x)          # (N, C) -> (B, T, C), zeros at padding
+    """
+
+    def __init__(self, attention_mask: torch.Tensor):
+        self.batch, self.seqlen = attention_mask.shape
+        self.indices = attention_mask.reshape(-1).nonzero(as_tuple=True)[0]  # (N,) into B*T
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, ...) -> (N, ...)"""
+        return x.reshape(-1, *x.shape[2:]).index_select(0, self.indices)
+
+    def unpack(self, packed: torch.Tensor) -> torch.Tensor:
+        """(N, ...) -> (B, T, ...) with zeros at the padding positions."""
+        return repad(packed, self.indices, self.batch, self.seqlen)
+
+
+def resolve_upto(upto: int | None, num_layers: int) -> int:
+    """How many layers to run so that hidden state `upto` is the last one computed.
+
+    None means all; a negative `upto` counts from the end as list indices do
+    (-1 is the last hidden state, number `num_layers`).
+    """
+    if upto is None:
+        return num_layers
+    last = upto + num_layers + 1 if upto < 0 else upto
+    if not 0 <= last <= num_layers:
+        raise ValueError(f"upto={upto}: hidden states are numbered 0..{num_layers}")
+    return last

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import activation, check_heads, key_padding_mask, rename_keys, require
+from ._common import activation, check_heads, key_padding_mask, rename_keys, require, resolve_upto
 
 
 @dataclass
@@ -128,8 +128,7 @@ class BertModel(nn.Module):
         mask = key_padding_mask(attention_mask)
         x = self.embeddings(input_ids, token_type_ids)
         hidden = [x]
-        last = self.config.num_layers if upto is None else upto
-        for layer in self.layers[:last]:
+        for layer in self.layers[: resolve_upto(upto, self.config.num_layers)]:
             x = layer(x, mask)
             hidden.append(x)
         return hidden  # num_layers + 1 tensors of (B, T, C)
