@@ -246,5 +246,33 @@ def parity(model, texts, device, dtype, plot_path, as_json):
             stderr.print(f"plot written to {plot_path}")
     if not report.passed:
         sys.exit(2)
-if __name__ == '__main__':
+
+@main.command()
+@index_option
+@click.option("--repair", is_flag=True, help="Re-embed chunks that lack a vector and drop stray vectors.")
+@json_option
+@handle_errors
+def verify(index_dir, repair, as_json):
+    """Check that the catalog and the vectors agree (exit 1 when they do not)."""
+    from .index import Index
+    from .verify import repair as do_repair
+    from .verify import verify as do_verify
+
+    index = Index(index_dir)
+    report = do_repair(index) if repair else do_verify(index)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for line in report.repaired:
+            stdout.print(f"repaired: {line}", highlight=False)
+        counts = ", ".join(f"{v} {k}" for k, v in report.counts.items())
+        if report.ok:
+            stdout.print(f"[green]ok[/green]: {index_dir} is consistent ({counts})")
+        for problem in report.problems:
+            stderr.print(f"searchkit: {index_dir}: {problem}", highlight=False)
+    if not report.ok:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
     main()

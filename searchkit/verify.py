@@ -1,0 +1,124 @@
+"""Consistency checks of an index folder, and the repairs that SQLite makes possible.
+
+The catalog is the source of truth: vectors can always be re-embedded from chunk text,
+so `repair` rebuilds what disagrees with it and never drops a document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .errors import SearchkitError
+from .index import Index, vectors_path
+
+REQUIRED_SETTINGS = ("model", "weights_sha256", "dim", "pooling", "normalize", "chunk_tokens",
+                     "chunk_overlap", "generation", "next_chunk_id")
+
+
+@dataclass
+class VerifyReport:
+    index: str
+    ok: bool = True
+    problems: list[str] = field(default_factory=list)
+    counts: dict = field(default_factory=dict)
+    repaired: list[str] = field(default_factory=list)
+
+    def fail(self, message: str) -> None:
+        self.ok = False
+        self.problems.append(message)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def verify(index: Index) -> VerifyReport:
+    """Check settings, vectors file, id agreement and row links; never raises for what it finds."""
+    report = VerifyReport(str(index.folder))
+    catalog = index.catalog  # IndexNotFound / IndexCorrupt for a missing or non-SQLite catalog
+    settings = catalog.settings()
+    missing = [k for k in REQUIRED_SETTINGS if k not in settings]
+    if missing:
+        report.fail(f"settings missing: {', '.join(missing)}")
+    report.counts = {**catalog.counts(), "generation": catalog.generation}
+    try:
+        vectors = index.vectors
+    except SearchkitError as exc:
+        report.fail(str(exc))
+        return report
+    report.counts["vectors"] = vectors.count
+    if settings.get("dim") and vectors.dim != settings["dim"]:
+        report.fail(f"vectors have dim {vectors.dim}, settings say {settings['dim']}")
+    faiss_ids = set(vectors.ids().tolist())
+    chunk_ids = set(catalog.chunk_ids())
+    if len(faiss_ids) != vectors.count:
+        report.fail(f"vectors file holds duplicate ids ({vectors.count} vectors, {len(faiss_ids)} ids)")
+    if chunk_ids - faiss_ids:
+        report.fail(f"{len(chunk_ids - faiss_ids)} chunks have no vector (e.g. id {min(chunk_ids - faiss_ids)})")
+    if faiss_ids - chunk_ids:
+        report.fail(f"{len(faiss_ids - chunk_ids)} vectors have no chunk row (e.g. id {min(faiss_ids - chunk_ids)})")
+    next_id = settings.get("next_chunk_id")
+    if next_id is not None and chunk_ids and max(chunk_ids) >= next_id:
+        report.fail(f"chunk id {max(chunk_ids)} is not below next_chunk_id {next_id}")
+    db = catalog.db
+    orphans = {
+        "chunks without a document": "SELECT count(*) FROM chunks WHERE document_id NOT IN (SELECT id FROM documents)",
+        "documents without a file": "SELECT count(*) FROM documents WHERE file_id NOT IN (SELECT id FROM files)",
+        "chunks whose text is not their document's slice":
+            "SELECT count(*) FROM chunks JOIN documents ON chunks.document_id = documents.id "
+            "WHERE substr(documents.text, chunks.start + 1, chunks.end - chunks.start) != chunks.text",
+    }
+    for what, sql in orphans.items():
+        n = db.execute(sql).fetchone()[0]
+        if n:
+            report.fail(f"{n} {what}")
+    return report
+
+
+def repair(index: Index) -> VerifyReport:
+    """Make the vectors agree with the catalog: embed chunks that lack a vector, drop
+    vectors without a chunk, drop orphan rows; commit it as a new generation."""
+    before = verify(index)
+    if before.ok:
+        return before
+    catalog = index.catalog
+    with index._write_lock():
+        repaired = []
+        db = catalog.db
+        with db.atomic():
+            n = db.execute("DELETE FROM chunks WHERE document_id NOT IN (SELECT id FROM documents)").rowcount
+            if n:
+                repaired.append(f"dropped {n} chunks without a document")
+        try:
+            vectors = index.vectors
+        except SearchkitError:
+            # Unreadable or missing vectors file: start from nothing and re-embed all.
+            from .store.vectors import FaissVectors
+
+            vectors = FaissVectors.create(int(catalog.settings()["dim"]))
+            repaired.append("vectors file unreadable: rebuilt from the catalog")
+        chunk_ids = set(catalog.chunk_ids())
+        faiss_ids = set(vectors.ids().tolist())
+        stray = np.array(sorted(faiss_ids - chunk_ids), dtype=np.int64)
+        if len(stray):
+            vectors.remove(stray)
+            repaired.append(f"dropped {len(stray)} vectors without a chunk")
+        lacking = sorted(chunk_ids - set(vectors.ids().tolist()))
+        if lacking:
+            rows = catalog.chunks(lacking)
+            texts = [rows[i].text for i in lacking]
+            vectors.add(np.array(lacking, dtype=np.int64), index.encoder.encode(texts))
+            repaired.append(f"embedded {len(lacking)} chunks that had no vector")
+        old = catalog.generation
+        new = old + 1
+        vectors.save(vectors_path(index.folder, new))
+        next_id = max(chunk_ids, default=0) + 1
+        with db.atomic():
+            catalog.put_settings({"generation": new,
+                                  "next_chunk_id": max(next_id, int(catalog.settings().get("next_chunk_id", 1)))})
+        vectors_path(index.folder, old).unlink(missing_ok=True)
+        index._vectors, index._generation = vectors, new
+    after = verify(index)
+    after.repaired = repaired
+    return after

@@ -1,0 +1,123 @@
+"""The `searchkit` command through click's CliRunner: output shapes and one-line errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from searchkit.cli import main
+from test_index import write_topics
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return CliRunner()
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory, runner):
+    corpus = write_topics(tmp_path_factory.mktemp("corpus"), ["lambda", "del", "with", "import"])
+    index = tmp_path_factory.mktemp("idx") / "index"
+    result = runner.invoke(main, ["ingest", str(corpus), "--index", str(index), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    for key in ("files_seen", "files_added", "files_updated", "files_removed", "files_skipped",
+                "chunks_added", "chunks_removed", "seconds"):
+        assert key in summary
+    assert summary["files_added"] == 4
+    return index
+
+
+@pytest.mark.parametrize("command", sorted(main.commands))
+def test_every_command_has_help(runner, command):
+    result = runner.invoke(main, [command, "--help"])
+    assert result.exit_code == 0
+    assert main.commands[command].help, f"{command} has no help text"
+
+
+def test_search_json(runner, index_dir):
+    result = runner.invoke(main, ["search", "delete a name binding", "--index", str(index_dir), "-k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)
+    assert len(hits) == 3
+    assert set(hits[0]) >= {"rank", "score", "path", "chunk_id", "text", "start", "end"}
+    assert Path(hits[0]["path"]).name == "del.txt"
+    doc = Path(hits[0]["path"]).read_text(encoding="utf-8")
+    assert doc[hits[0]["start"]:hits[0]["end"]] == hits[0]["text"]
+
+
+def test_search_human(runner, index_dir):
+    result = runner.invoke(main, ["search", "context manager", "--index", str(index_dir), "-k", "2"])
+    assert result.exit_code == 0
+    assert "with.txt" in result.stdout and " 1." in result.stdout
+
+
+def test_reingest_json_counts_unchanged(runner, index_dir, tmp_path):
+    info = json.loads(runner.invoke(main, ["info", "--index", str(index_dir), "--json"]).stdout)
+    assert info["files"] == 4 and info["vectors"] == info["chunks"]
+    assert info["settings"]["model"] == "all-MiniLM-L6-v2"
+
+
+def test_embed_json(runner):
+    result = runner.invoke(main, ["embed", "this is a test", "another", "--json"])
+    assert result.exit_code == 0
+    out = json.loads(result.stdout)
+    assert out["model"] == "all-MiniLM-L6-v2" and out["dim"] == 384
+    assert len(out["embeddings"]) == 2 and len(out["embeddings"][0]) == 384
+    assert sum(x * x for x in out["embeddings"][0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_embed_no_normalize(runner):
+    out = json.loads(runner.invoke(main, ["embed", "this is a test", "--no-normalize", "--json"]).stdout)
+    assert abs(sum(x * x for x in out["embeddings"][0]) - 1.0) > 0.01
+
+
+def test_similarity_all_metrics(runner):
+    result = runner.invoke(main, ["similarity", "The cat sits outside", "The cat plays in the garden",
+                                  "--all-metrics", "--json"])
+    out = json.loads(result.stdout)
+    assert out["cosine"] == pytest.approx(0.68, abs=0.006)
+    assert out["dot"] == pytest.approx(out["cosine"], abs=1e-5)  # normalised vectors
+    assert out["euclidean"] == pytest.approx((2 - 2 * out["cosine"]) ** 0.5, abs=1e-4)
+    assert out["manhattan"] > out["euclidean"]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["search", "x", "--index", "{tmp}/nope"], "no index here"),
+        (["search", "", "--index", "{index}"], "empty query"),
+        (["search", "x", "--index", "{index}", "-k", "0"], "-k 0"),
+        (["search", "x", "--index", "{index}", "-k", "-2"], "-k -2"),
+        (["ingest", "{tmp}/missing", "--index", "{tmp}/i2"], "no such file or directory"),
+        (["embed", "x", "--model", "no-such-model"], "unknown model 'no-such-model'"),
+        (["embed", "x", "--model", "{tmp}"], "not a model folder"),
+        (["embed", "x", "--dtype", "fp8"], "--dtype 'fp8'"),
+        (["embed", "x", "--layer", "99"], "--layer 99"),
+        (["ingest", "{tmp}", "--index", "{index}", "--pooling", "cls"], "pooling"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(runner, index_dir, tmp_path, args, message):
+    args = [a.format(tmp=tmp_path, index=index_dir) for a in args]
+    result = runner.invoke(main, args)
+    assert result.exit_code != 0
+    err = result.stderr.strip()
+    assert message in err, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_unknown_model_lists_available(runner):
+    result = runner.invoke(main, ["embed", "x", "--model", "nope"])
+    assert "all-MiniLM-L6-v2" in result.stderr
+
+
+def test_parity_command(runner, tmp_path):
+    pytest.importorskip("transformers")
+    plot = tmp_path / "p.png"
+    result = runner.invoke(main, ["parity", "--json", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["passed"] and report["layers"][0]["name"] == "embeddings"
+    assert len(report["layers"]) == 7
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
