@@ -20,7 +20,6 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) corpora/export_pydoc_topics.py corpora/pydoc-topics
 	$(VENV)/bin/searchkit ingest corpora/pydoc-topics --index index
 	$(VENV)/bin/searchkit search "how do I catch an exception and clean up afterwards" --index index -k 5
 

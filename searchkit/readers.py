@@ -1,0 +1,511 @@
+"""Find files and read them into documents.
+
+Two plain functions carry the work, free of global state so that ingest can run them
+as batch stages (in-process today, as Ray tasks later):
+
+- `walk(paths)` lists the files under some files and folders, in a stable order, with a
+  skip reason for those that can be judged from the directory entry alone;
+- `read_file(path)` turns one file into `Document`s, or raises `SkipFile` with a reason.
+
+    >>> for path, reason in walk(["corpora/pydoc-topics"]):
+    ...     if reason is None:
+    ...         docs = read_file(path).documents
+
+Readers by suffix: plain text (.txt), Markdown (.md, .markdown), reStructuredText (.rst),
+HTML (.html, .htm) and JSON Lines (.jsonl, one document per record). Text is decoded as
+UTF-8 (a BOM is tolerated) and line endings are normalised to "\\n"; every character
+offset elsewhere in searchkit refers to `Document.text`, not to the bytes on disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import stat
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+
+from searchkit.errors import BadInput, SkipFile
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "SUPPORTED_SUFFIXES",
+    "Document",
+    "ReadResult",
+    "SkipFile",
+    "html_to_text",
+    "markdown_title",
+    "parse_jsonl",
+    "read_file",
+    "rst_title",
+    "walk",
+]
+
+DEFAULT_MAX_BYTES = 10 * 2**20
+
+SUPPORTED_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".jsonl"})
+
+# Folders never entered, besides every dot-name (hidden) one.
+JUNK_DIRS = frozenset({"__pycache__", "node_modules", ".git", ".venv", ".hg", ".svn", ".tox"})
+
+# A NUL byte in this much of the head of a file marks it as binary.
+BINARY_PROBE_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class Document:
+    """One unit of text to chunk and embed, and where it came from."""
+
+    path: Path  # absolute and resolved (symlinks followed)
+    key: str  # '' for a whole file; a JSONL record's `_id`, or `line-<n>` (1-based)
+    title: str  # '' when there is none
+    text: str  # what gets chunked; all character offsets refer to it
+    meta: dict = field(default_factory=dict)  # JSON-serialisable extras (JSONL scalar fields)
+
+
+@dataclass
+class ReadResult:
+    """The documents read from one file, and one-line notes on records left out of it."""
+
+    documents: list[Document]
+    problems: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- walk
+
+
+def walk(
+    paths: Sequence[str | os.PathLike], max_bytes: int = DEFAULT_MAX_BYTES
+) -> Iterator[tuple[Path, str | None]]:
+    """Yield `(path, None)` for every file to read under `paths`, `(path, reason)` for the rest.
+
+    Folders are walked depth first with the entries of each sorted by name, so the order is
+    stable; the given paths are taken in the order given. Dot-names and junk folders
+    (`__pycache__`, `node_modules`, ...) below a given path are neither entered nor yielded.
+    Symlinks are followed; a link back to a folder being walked is reported once as
+    "symlink loop", and a file or folder reached a second time by another route is reported
+    as a duplicate. Yielded paths are absolute and resolved, the same as `Document.path`
+    (a broken or looping link is yielded as the link itself). Raises `BadInput` at call
+    time, before anything is yielded, when a given path does not exist.
+
+        >>> [(p.name, r) for p, r in walk(["notes/"])]
+        [('a.md', None), ('b.pdf', 'unsupported type .pdf')]
+    """
+    _check_max_bytes(max_bytes)
+    if isinstance(paths, (str, os.PathLike)):  # one path, not a sequence of characters
+        paths = [paths]
+    roots = [Path(os.path.abspath(os.path.expanduser(os.fspath(p)))) for p in paths]
+    for root in roots:
+        if not os.path.lexists(root):
+            raise BadInput(f"{root}: no such file or directory")
+    return _walk_roots(roots, max_bytes)
+
+
+def _walk_roots(roots: list[Path], max_bytes: int) -> Iterator[tuple[Path, str | None]]:
+    seen_files: dict[tuple[int, int], Path] = {}  # (st_dev, st_ino) -> first path yielded
+    seen_dirs: dict[tuple[int, int], Path] = {}  # every folder entered so far
+    for root in roots:
+        yield from _walk_one(root, (), seen_files, seen_dirs, max_bytes)
+
+
+def _walk_one(
+    path: Path,
+    ancestors: tuple[tuple[int, int], ...],
+    seen_files: dict[tuple[int, int], Path],
+    seen_dirs: dict[tuple[int, int], Path],
+    max_bytes: int,
+) -> Iterator[tuple[Path, str | None]]:
+    try:
+        st = os.stat(path)  # follows symlinks
+    except OSError as e:
+        yield path, _stat_error_reason(path, e)
+        return
+
+    ident = (st.st_dev, st.st_ino)
+    if stat.S_ISDIR(st.st_mode):
+        if ident in ancestors:
+            yield path, "symlink loop"
+            return
+        if ident in seen_dirs:
+            yield path, f"duplicate of {seen_dirs[ident]}"
+            return
+        seen_dirs[ident] = path = Path(os.path.realpath(path))
+        try:
+            with os.scandir(path) as it:
+                names = sorted(e.name for e in it)
+        except PermissionError:
+            yield path, "permission denied"
+            return
+        except OSError as e:
+            yield path, f"unreadable ({e.strerror or e})"
+            return
+        for name in names:
+            if name.startswith(".") or name in JUNK_DIRS:
+                continue
+            yield from _walk_one(
+                path / name, ancestors + (ident,), seen_files, seen_dirs, max_bytes
+            )
+        return
+
+    path = Path(os.path.realpath(path))
+    reason = _file_reason(path, st, max_bytes)
+    if reason is None:
+        if ident in seen_files:
+            reason = f"duplicate of {seen_files[ident]}"
+        else:
+            seen_files[ident] = path
+    yield path, reason
+
+
+def _file_reason(path: Path, st: os.stat_result, max_bytes: int) -> str | None:
+    """The skip reason a file's name and stat give, or None when it is worth reading."""
+    reason = _suffix_reason(path)
+    if reason:
+        return reason
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if st.st_size == 0:
+        return "empty"
+    if st.st_size > max_bytes:
+        return _size_reason(st.st_size, max_bytes)
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return None
+
+
+def _stat_error_reason(path: Path, e: OSError) -> str:
+    if e.errno == errno.ELOOP:
+        return "symlink loop"
+    if e.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "broken symlink" if os.path.islink(path) else "no such file or directory"
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    return f"unreadable ({e.strerror or e})"
+
+
+def _suffix_reason(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    if suffix in SUPPORTED_SUFFIXES:
+        return None
+    return f"unsupported type {suffix}" if suffix else "unsupported type (no suffix)"
+
+
+def _size_reason(size: int, limit: int) -> str:
+    return f"over size limit ({_human_size(size)} > {_human_size(limit)})"
+
+
+def _human_size(n: int) -> str:
+    for unit, scale in (("MB", 2**20), ("KB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{n} B"
+
+
+def _check_max_bytes(max_bytes: int) -> None:
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise BadInput(f"max_bytes must be a positive integer, got {max_bytes!r}")
+
+
+# ---------------------------------------------------------------------------- read
+
+
+def read_file(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> ReadResult:
+    """Read one file into documents; raise `SkipFile` (with a short `reason`) when it can't be.
+
+        >>> read_file("notes/intro.md").documents[0].title
+        'Introduction'
+        >>> read_file("photo.png")
+        Traceback (most recent call last):
+        searchkit.errors.SkipFile: photo.png: unsupported type .png
+    """
+    _check_max_bytes(max_bytes)
+    path = Path(os.path.abspath(os.fspath(path)))
+    reason = _suffix_reason(path)
+    if reason:
+        raise SkipFile(path, reason)
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise SkipFile(path, _stat_error_reason(path, e)) from None
+    if not stat.S_ISREG(st.st_mode):  # never open a FIFO or a device: it could block
+        raise SkipFile(path, "not a regular file")
+    if st.st_size > max_bytes:
+        raise SkipFile(path, _size_reason(st.st_size, max_bytes))
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)  # the file may have grown since the stat
+    except PermissionError:
+        raise SkipFile(path, "permission denied") from None
+    except OSError as e:
+        raise SkipFile(path, _stat_error_reason(path, e)) from None
+    if len(data) > max_bytes:
+        raise SkipFile(path, _size_reason(len(data), max_bytes))
+
+    text = decode(data, path)
+    resolved = path.resolve()
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        result = parse_jsonl(text, resolved)
+        if not result.documents and not result.problems:
+            raise SkipFile(path, "empty")
+        return result
+    if suffix in (".html", ".htm"):
+        title, text = html_to_text(text)
+    elif suffix in (".md", ".markdown"):
+        title = markdown_title(text)
+    elif suffix == ".rst":
+        title = rst_title(text)
+    else:
+        title = ""
+    if not text.strip():
+        raise SkipFile(path, "empty")
+    return ReadResult([Document(resolved, "", title, text, {})])
+
+
+def decode(data: bytes, path: str | os.PathLike = "<bytes>") -> str:
+    """UTF-8 bytes (BOM tolerated) to text with "\\n" line endings; `SkipFile` otherwise.
+
+        >>> decode(b"\\xef\\xbb\\xbfcaf\\xc3\\xa9\\r\\n")
+        'café\\n'
+    """
+    if not data:
+        raise SkipFile(path, "empty")
+    if b"\x00" in data[:BINARY_PROBE_BYTES]:
+        raise SkipFile(path, "binary")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SkipFile(path, "invalid UTF-8") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# ---------------------------------------------------------------------------- Markdown, rst
+
+
+def markdown_title(text: str) -> str:
+    """The plain text of the first level-1 heading (`# Title` or setext `===`), else ''.
+
+    Parsed with markdown-it-py (CommonMark), so a `# comment` inside a fenced code block
+    is not taken for a heading.
+
+        >>> markdown_title("```sh\\n# not this\\n```\\n\\n# Real *title*\\n")
+        'Real title'
+    """
+    from markdown_it import MarkdownIt  # a dependency of textual and rich
+
+    blocks = MarkdownIt("commonmark")
+    blocks.core.ruler.disable("inline")  # block structure only: cheap on big files
+    tokens = blocks.parse(text)
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.tag == "h1":
+            return _inline_plain_text(tokens[i + 1].content)
+    return ""
+
+
+def _inline_plain_text(source: str) -> str:
+    from markdown_it import MarkdownIt
+
+    parts: list[str] = []
+
+    def visit(children):
+        for child in children or ():
+            if child.type in ("text", "code_inline"):
+                parts.append(child.content)
+            elif child.type in ("softbreak", "hardbreak"):
+                parts.append(" ")
+            elif child.type == "image":
+                visit(child.children)  # the alt text
+    for tok in MarkdownIt("commonmark").parseInline(source):
+        visit(tok.children)
+    return " ".join("".join(parts).split())
+
+
+# A line of one repeated punctuation character: a reStructuredText section adornment.
+_RST_ADORNMENT = re.compile(r"""^([!-/:-@\[-`{-~])\1{2,}\s*$""")
+
+
+def rst_title(text: str) -> str:
+    """The first section title of a reStructuredText text (underlined, maybe overlined), else ''.
+
+        >>> rst_title(":orphan:\\n\\n=====\\nUsage\\n=====\\n\\nBody.\\n")
+        'Usage'
+    """
+    lines = text.split("\n")
+    for i in range(len(lines) - 1):
+        title, under = lines[i].strip(), lines[i + 1].rstrip()
+        if not title or _RST_ADORNMENT.match(lines[i]) or not _RST_ADORNMENT.match(under):
+            continue
+        if lines[i].startswith((" ", "\t")):  # an indented title only goes with an overline
+            if i == 0 or lines[i - 1].rstrip() != under:
+                continue
+        if len(under) >= len(title):
+            return title
+    return ""
+
+
+# ---------------------------------------------------------------------------- HTML
+
+# Elements whose contents are never shown.
+_HIDDEN = frozenset({"script", "style", "head", "template", "noscript", "title"})
+# Elements allowed inside <head>; any other start tag closes an unclosed <head>, as browsers do.
+_HEAD_CONTENT = frozenset("title meta link style script base noscript template".split())
+# Elements that start a paragraph (blank line around them) or a line.
+_PARAGRAPH = frozenset(
+    "p h1 h2 h3 h4 h5 h6 blockquote pre ul ol dl table section article header footer "
+    "nav aside main figure form fieldset address details hr".split()
+)
+_LINE = frozenset("br div li dt dd tr caption figcaption summary option legend".split())
+_CELL = frozenset({"td", "th"})
+_BREAK_RANK = {"": 0, " ": 1, "\n": 2, "\n\n": 3}
+
+
+class _TextExtractor(HTMLParser):
+    """Collects visible text and the `<title>`; entities are decoded by HTMLParser itself."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.title_parts: list[str] = []
+        self.hidden: list[str] = []  # stack of open hidden elements
+        self.in_title = False
+        self.title_done = False
+        self.pre = 0
+        self.pending = ""  # the strongest break asked for since the last text: "", " ", "\n"...
+
+    def handle_starttag(self, tag, attrs):
+        if "head" in self.hidden and tag not in _HEAD_CONTENT:
+            self.hidden = [t for t in self.hidden if t != "head"]  # an unclosed <head> ends here
+        if tag in _HIDDEN:
+            if tag == "title" and not self.title_done:
+                self.in_title = True
+            self.hidden.append(tag)
+            return
+        self._break(tag)
+        if tag == "pre":
+            self.pre += 1
+
+    def handle_startendtag(self, tag, attrs):
+        if tag not in _HIDDEN:
+            self._break(tag)
+
+    def handle_endtag(self, tag):
+        if tag in _HIDDEN:
+            if tag in self.hidden:  # close it and anything left open inside it
+                del self.hidden[len(self.hidden) - 1 - self.hidden[::-1].index(tag) :]
+            if tag == "title" and self.in_title:
+                self.in_title = False
+                self.title_done = True
+            return
+        if tag == "pre" and self.pre:
+            self.pre -= 1
+        self._break(tag)
+
+    def handle_data(self, data):
+        if self.in_title:
+            self.title_parts.append(data)
+            return
+        if self.hidden:
+            return
+        if not self.pre:
+            data = re.sub(r"\s+", " ", data)  # outside <pre>, line breaks are just spaces
+        if data.strip() and self.pending:
+            self.parts.append(self.pending)
+            self.pending = ""
+        self.parts.append(data)
+
+    def _break(self, tag):
+        """Breaks between blocks do not add up: "</li><li>" is one line break, not two."""
+        if self.hidden:
+            return
+        if tag in _PARAGRAPH or (tag == "br" and self.pending == "\n"):  # <br><br>
+            brk = "\n\n"
+        elif tag in _LINE:
+            brk = "\n"
+        elif tag in _CELL:
+            brk = " "
+        else:
+            return
+        if _BREAK_RANK[brk] > _BREAK_RANK[self.pending]:
+            self.pending = brk
+
+
+def html_to_text(html: str) -> tuple[str, str]:
+    """`(title, visible text)` of an HTML page: no script/style/head, block elements as
+    line breaks (paragraph-like ones as blank lines), whitespace tidied, entities decoded.
+
+        >>> html_to_text("<title>T</title><p>a&amp;b<script>x()</script></p><p>c</p>")
+        ('T', 'a&b\\n\\nc')
+    """
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).split("\n"))
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    title = " ".join("".join(parser.title_parts).split())
+    return title, text
+
+
+# ---------------------------------------------------------------------------- JSONL
+
+_SCALARS = (str, int, float, bool)
+
+
+def parse_jsonl(text: str, path: str | os.PathLike) -> ReadResult:
+    """One document per JSON Lines record: `text` required, `title` and `_id` optional.
+
+    Document text is `title + "\\n\\n" + text` when a title is there. Other scalar fields go
+    to `meta`. Blank lines are ignored; bad records are left out with a one-line problem
+    naming the file and the 1-based line number.
+
+        >>> r = parse_jsonl('{"_id": "a", "text": "x", "year": 2020}\\n{"text": 3}\\n', "n.jsonl")
+        >>> r.documents[0].key, r.documents[0].meta, r.problems
+        ('a', {'year': 2020}, ['n.jsonl line 2: "text" is not a string'])
+    """
+    path = Path(path)
+    documents: list[Document] = []
+    problems: list[str] = []
+    first_line: dict[str, int] = {}
+    # split("\n"), not splitlines(): U+2028 and friends may sit raw inside JSON strings.
+    for n, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path.name} line {n}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            problems.append(f"{where}: not valid JSON")
+            continue
+        if not isinstance(record, dict):
+            problems.append(f"{where}: not a JSON object")
+            continue
+        if "text" not in record:
+            problems.append(f'{where}: no "text" field')
+            continue
+        body = record["text"]
+        if not isinstance(body, str):
+            problems.append(f'{where}: "text" is not a string')
+            continue
+        title = record.get("title")
+        title = "" if title is None else str(title).strip()
+        full = f"{title}\n\n{body}" if title else body
+        if not full.strip():
+            problems.append(f'{where}: empty "text"')
+            continue
+        raw_id = record.get("_id")
+        key = f"line-{n}" if raw_id is None or raw_id == "" else str(raw_id)
+        if key in first_line:
+            problems.append(f"{where}: duplicate _id {key!r} (first on line {first_line[key]})")
+            continue
+        first_line[key] = n
+        meta = {
+            k: v
+            for k, v in record.items()
+            if k not in ("text", "title", "_id") and (v is None or isinstance(v, _SCALARS))
+        }
+        documents.append(Document(path, key, title, full, meta))
+    return ReadResult(documents, problems)
+
