@@ -274,5 +274,15 @@ def verify(index_dir, repair, as_json):
         sys.exit(1)
 
 
+@main.command()
+@index_option
+@handle_errors
+def tui(index_dir):
+    """Interactive search over an index, with a live parity toggle (p)."""
+    from .tui import run
+
+    run(index_dir)
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,300 @@
+"""The Textual app, driven with the Pilot over a small index of Python doc topics."""
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("textual")
+
+import searchkit  # noqa: E402
+from searchkit import parity  # noqa: E402
+from searchkit.errors import MissingDependency  # noqa: E402
+from searchkit.tui import SearchApp  # noqa: E402
+from searchkit.tui.hf_results import HfResults  # noqa: E402
+from searchkit.tui.messages import SearchDone  # noqa: E402
+from searchkit.tui.notice import Notice  # noqa: E402
+from searchkit.tui.parity_panel import ParityPanel  # noqa: E402
+from searchkit.tui.preview import Preview  # noqa: E402
+from searchkit.tui.results import ResultsTable  # noqa: E402
+from searchkit.tui.status import StatusBar  # noqa: E402
+
+TOPICS = ["lambda", "del", "with", "import"]
+K = 5
+SIZE = (120, 36)
+
+
+class StepClock:
+    """Each call is 12.5 ms after the last, so every query 'takes' 12.5 ms."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 0.0125
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory, minilm) -> Path:
+    from pydoc_data.topics import topics
+
+    root = tmp_path_factory.mktemp("tui")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for name in TOPICS:
+        (corpus / f"{name}.txt").write_text(topics[name], encoding="utf-8")
+    searchkit.open_index(root / "index", encoder=minilm).ingest([corpus])
+    return root / "index"
+
+
+@pytest.fixture
+def make_app(index_dir, minilm):
+    def make(**kwargs) -> SearchApp:
+        index = searchkit.open_index(index_dir, encoder=minilm)
+        return SearchApp(index=index, k=K, clock=StepClock(), **kwargs)
+
+    return make
+
+
+def drive(app: SearchApp, scenario) -> None:
+    """Run `scenario(pilot)` inside the app (the tests are sync; no asyncio plugin needed)."""
+
+    async def main():
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await scenario(pilot)
+
+    asyncio.run(main())
+
+
+async def settle(pilot) -> None:
+    """Wait until no worker runs and the messages they posted are handled."""
+    for _ in range(50):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if not any(w.state.name in ("PENDING", "RUNNING") for w in pilot.app.workers):
+            return
+
+
+async def search(pilot, query: str) -> None:
+    await pilot.press(*query, "enter")
+    await settle(pilot)
+
+
+def first_file(app: SearchApp) -> str:
+    return str(app.query_one(ResultsTable).get_row_at(0)[2])
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("delete a name binding", "del.txt"),
+        ("context manager with enter and exit methods", "with.txt"),
+    ],
+)
+def test_query_puts_expected_document_first(make_app, query, expected):
+    app = make_app()
+
+    async def scenario(pilot):
+        await search(pilot, query)
+        assert first_file(app) == expected
+        assert app.query_one(ResultsTable).row_count == K
+        status = app.query_one(StatusBar).text
+        assert "all-MiniLM-L6-v2" in status and "cpu fp32" in status
+        assert f"vectors {app.index.vectors.count}" in status
+        assert "latency 12.5 ms" in status
+
+    drive(app, scenario)
+
+
+def test_cursor_moves_preview_to_that_hit(make_app):
+    app = make_app()
+
+    async def scenario(pilot):
+        await search(pilot, "delete a name binding")
+        table, preview = app.query_one(ResultsTable), app.query_one(Preview)
+        assert preview.hit == table.hits[0]
+        await pilot.press("down")  # from the query box into the table
+        assert app.focused is table
+        await pilot.press("down")
+        await pilot.pause()
+        hit = table.hits[1]
+        assert table.cursor_row == 1 and preview.hit == hit
+        shown = preview.text
+        assert Path(hit.path).name in shown and f"chars {hit.start}–{hit.end}" in shown
+        assert " ".join(hit.text.split()) in " ".join(shown.split())
+        await pilot.press("up", "up")  # up past the first row goes back to the query box
+        assert app.focused is app.query_one("#query")
+
+    drive(app, scenario)
+
+
+def test_parity_toggle_compares_with_transformers(make_app):
+    pytest.importorskip("transformers")
+    app = make_app()
+
+    async def scenario(pilot):
+        await search(pilot, "delete a name binding")
+        await pilot.press("down", "p")  # turning it on computes parity for the query shown
+        await settle(pilot)
+        result = app.parity_result
+        assert app.parity and result is not None and result.query == "delete a name binding"
+        assert result.cosine >= 0.9999 and result.max_abs < 1e-4
+        assert result.k == K and result.overlap == K
+        shown = app.query_one(ParityPanel).text
+        assert float(re.search(r"cosine ([0-9.]+)", shown).group(1)) >= 0.9999
+        assert f"overlap@{K} {K}/{K}" in shown
+        table = app.query_one(ResultsTable)
+        assert str(table.ordered_columns[2].label) == "HF"
+        hf_ranks = [str(table.get_row_at(i)[2]) for i in range(K)]
+        assert hf_ranks == [str(i + 1) for i in range(K)]
+        assert app.query_one(HfResults).row_count == K and app.query_one(HfResults).display
+        # The cached reference answers the next query without loading again.
+        reference = app.reference
+        await pilot.press("up")
+        await search(pilot, " exit")
+        assert app.reference is reference and app.parity_result.query.endswith("exit")
+        await pilot.click("#parity-switch")  # and the switch turns it off
+        await settle(pilot)
+        assert not app.parity and app.parity_result is None
+        assert not app.query_one(HfResults).display
+        assert len(table.columns) == 4
+
+    drive(app, scenario)
+
+
+def test_disagreements_are_marked(make_app, monkeypatch, minilm):
+    # A stand-in "HF" vector from another text, so the two rankings must differ.
+    other = minilm.encode(["import a module from a package"])
+    monkeypatch.setattr(parity, "reference_vectors", lambda encoder, reference, texts: other)
+    app = make_app()
+    app.reference = object()  # already "loaded": no transformers needed
+
+    async def scenario(pilot):
+        await pilot.press("escape", "p")  # on before any query: waits for one
+        assert app.parity and "Run a query" in app.query_one(ParityPanel).text
+        await pilot.press("slash")
+        await search(pilot, "delete a name binding")
+        result = app.parity_result
+        assert result is not None and result.cosine < 0.9 and not result.agrees
+        assert "rankings differ" in app.query_one(ParityPanel).text
+        table = app.query_one(ResultsTable)
+        hf_cells = [str(table.get_row_at(i)[2]) for i in range(table.row_count)]
+        assert any("≠" in cell for cell in hf_cells)
+        assert "≠" in app.query_one(HfResults).text
+
+    drive(app, scenario)
+
+
+def test_missing_transformers_is_a_message_and_the_toggle_goes_back_off(make_app, monkeypatch):
+    def absent(model_dir):
+        raise MissingDependency("parity needs transformers: pip install 'searchkit[parity]'")
+
+    monkeypatch.setattr(parity, "load_reference", absent)
+    app = make_app()
+
+    async def scenario(pilot):
+        await search(pilot, "delete a name binding")
+        await pilot.press("down", "p")
+        await settle(pilot)
+        assert not app.parity and not app.query_one("#parity-switch").value
+        assert "pip install 'searchkit[parity]'" in app.query_one(ParityPanel).text
+        assert first_file(app) == "del.txt"  # searching goes on
+
+    drive(app, scenario)
+
+
+def test_missing_index_folder_opens_and_says_so(tmp_path):
+    folder = tmp_path / "no-such-index"
+    app = SearchApp(index_dir=folder)
+
+    async def scenario(pilot):
+        notice = app.query_one(Notice)
+        assert notice.display and "no index here" in notice.message
+        assert "no index" in app.query_one(StatusBar).text
+        assert "Nothing to search" in app.query_one(Preview).text
+        await search(pilot, "anything")  # no crash, nothing to search
+        await pilot.press("escape", "p")
+        await settle(pilot)
+        assert not app.parity and app.query_one(ResultsTable).row_count == 0
+        assert app.is_running
+
+    drive(app, scenario)
+    assert not folder.exists()  # opening never creates an index
+
+
+def test_empty_index_says_so(tmp_path, minilm):
+    (tmp_path / "nothing").mkdir()
+    searchkit.open_index(tmp_path / "index", encoder=minilm).ingest([tmp_path / "nothing"])
+    app = SearchApp(index=searchkit.open_index(tmp_path / "index", encoder=minilm))
+
+    async def scenario(pilot):
+        assert "empty" in app.query_one(Notice).message
+        assert "vectors 0" in app.query_one(StatusBar).text
+
+    drive(app, scenario)
+
+
+def test_typing_q_and_p_in_the_query_types_them(make_app):
+    app = make_app()
+
+    async def scenario(pilot):
+        await pilot.press("q", "p")
+        assert app.is_running and not app.parity
+        assert app.query_one("#query").value == "qp"
+
+    drive(app, scenario)
+
+
+def test_stale_results_are_dropped(make_app):
+    app = make_app()
+
+    async def scenario(pilot):
+        await search(pilot, "delete a name binding")
+        hits = app.hits
+        old = app.hits[::-1]
+        app.post_message(SearchDone(app.seq - 1, "older query", app.query_vector, old, {}, 1.0))
+        await pilot.pause()
+        assert app.hits == hits and app.query_text == "delete a name binding"
+
+    drive(app, scenario)
+
+
+def test_snapshot_after_query(make_app, snap_compare):
+    async def run_before(pilot):
+        await settle(pilot)
+        await search(pilot, "delete a name binding")
+        await pilot.press("down")  # focus the table: no blinking cursor in the picture
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+@pytest.mark.parametrize(
+    "paths, root",
+    [
+        (["/c/a/x.txt", "/c/b/y.txt"], "/c"),
+        (["/c/a/x.txt"], "/c/a"),  # one file: its folder, so the name still shows
+        ([], None),
+    ],
+)
+def test_common_root(paths, root):
+    from searchkit.tui.compare import common_root, display_path
+
+    found = common_root(paths)
+    assert (str(found) if found else None) == root
+    if paths:
+        assert display_path(paths[0], found) == paths[0][len(root) + 1 :]
+
+
+def test_context_keeps_the_chunk_and_cuts_at_spaces():
+    from searchkit.tui.compare import context
+
+    document = " ".join(f"word{i}" for i in range(200))
+    start = document.index("word100")
+    end = start + len("word100 word101")
+    before, chunk, after, cut_before, cut_after = context(document, start, end, chars=40)
+    assert chunk == document[start:end] and cut_before and cut_after
+    assert before.startswith("word") and after.endswith(tuple("0123456789"))
+    assert 0 < len(before) <= 40 and 0 < len(after) <= 40
