@@ -1,0 +1,79 @@
+"""Shared bits of the benchmarks: data loading, timing, and appending to RESULTS.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+SCIFACT = Path(os.environ.get("SCIFACT_DIR", Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"))
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def scifact_abstracts(limit: int | None = None) -> list[str]:
+    """title + " " + text per record, as the sentence-transformers reference embeds them."""
+    out = []
+    with open(SCIFACT / "corpus.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            rec = json.loads(line)
+            out.append(f"{rec.get('title', '')} {rec['text']}".strip())
+            if limit and len(out) >= limit:
+                break
+    return out
+
+
+def scifact_claims(limit: int | None = None) -> list[str]:
+    out = []
+    with open(SCIFACT / "queries.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            out.append(json.loads(line)["text"])
+            if limit and len(out) >= limit:
+                break
+    return out
+
+
+def best_of(fn, repeat: int) -> float:
+    """The fastest of `repeat` runs, in seconds: the least disturbed by other load."""
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    qs = statistics.quantiles(samples, n=100)
+    return statistics.median(samples), qs[98]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{os.cpu_count()} cores {cpu}{gpu}, torch {torch.__version__}"
+
+
+def record(title: str, lines: list[str]) -> None:
+    """Append a dated entry with the command that produced it to bench/RESULTS.md."""
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    entry = [f"\n### {title} — {date.today().isoformat()}", "", f"- machine: {machine()}", f"- command: `{command}`", ""]
+    entry += lines
+    if not RESULTS.exists():
+        RESULTS.write_text("# Benchmark results\n\nEach entry is appended by the script named in its command.\n")
+    with open(RESULTS, "a", encoding="utf-8") as fh:
+        fh.write("\n".join(entry) + "\n")
