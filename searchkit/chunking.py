@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from searchkit.errors import BadInput
 
-__all__ = ["Chunk", "chunk_text", "chunk_texts"]
+__all__ = ["Chunk", "chunk_text", "chunk_texts", "whole_chunks"]
 
 # Quality of a cut between two tokens; the higher, the better the place to end a window.
 _INSIDE_CHAR = -1  # the tokens share characters (bytes of one character): last resort
@@ -101,6 +101,16 @@ def chunk_texts(
         by_text = dict(zip(todo, encodings))
         _recut_overlong(texts, result, by_text, to_check, tokenizer, max_tokens, overlap)
     return result
+
+
+def whole_chunks(texts: Sequence[str]) -> list[list[Chunk]]:
+    """One chunk per text, the whole of it less surrounding whitespace (no chunk for a blank
+    text): the "whole" chunking, where the encoder truncates at its maximum length.
+
+        >>> whole_chunks(["  Title\n\nBody. ", " "])
+        [[Chunk(ordinal=0, start=2, end=14, text='Title\n\nBody.')], []]
+    """
+    return [[chunk] if (chunk := _make_chunk(t, 0, 0, len(t))).text else [] for t in texts]
 
 
 def _check_arguments(tokenizer, max_tokens: int, overlap: int) -> None:

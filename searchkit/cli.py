@@ -20,7 +20,7 @@ from rich.table import Table
 from .errors import SearchkitError
 
 stdout = Console(soft_wrap=True)
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, soft_wrap=True)  # a message stays on one line, however long
 
 DEFAULT_INDEX = "index"
 
@@ -75,15 +75,23 @@ def main():
 @click.option("--layer", type=int, default=None, help="Hidden state to pool (GPT-2: default the middle block).")
 @click.option("--chunk-tokens", type=int, default=None, help="Tokens per chunk (default: the model's max length, at most 510).")
 @click.option("--chunk-overlap", type=int, default=None, help="Tokens shared by consecutive chunks (default: chunk-tokens / 8).")
-@click.option("--rebuild", is_flag=True, help="Drop the index's contents and build it anew (e.g. with another model).")
+@click.option("--chunking", type=click.Choice(["chunks", "whole"]), default=None,
+              help="chunks: token windows (the default for a new index); whole: one chunk per document, truncated by the model.")
+@click.option("--rebuild", is_flag=True, help="Build the index anew (e.g. with another --model; default its own) "
+              "beside the old one, swapped in when complete.")
+# Tuning/testing knob, hidden: commit a generation at least every N chunks (the crash tests
+# use small values to get many commits; each commit rewrites the vectors file).
+@click.option("--commit-chunks", type=click.IntRange(min=1), default=20000, hidden=True,
+              help="Commit at least every N chunks (default 20000).")
 @json_option
 @handle_errors
-def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens, chunk_overlap, rebuild, as_json):
+def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens, chunk_overlap, rebuild, as_json,
+           commit_chunks, chunking):
     """Embed the files under PATHS into the index: new and changed files only."""
     from .index import Index
 
     index = Index(index_dir, model=model, pooling=pooling, device=device, dtype=dtype, layer=layer,
-                  chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap)
+                  chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, chunking=chunking)
     columns = [TextColumn("embedding"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[chunks]} chunks"),
                TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=stderr, transient=True) as bar:
@@ -92,7 +100,7 @@ def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens,
         def progress(done, total, chunks):
             bar.update(task, completed=done, total=total, chunks=chunks)
 
-        summary = index.ingest(paths, progress=progress, rebuild=rebuild)
+        summary = index.ingest(paths, progress=progress, rebuild=rebuild, commit_chunks=commit_chunks)
     if as_json:
         emit_json(summary.to_dict())
         return
@@ -114,18 +122,25 @@ def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens,
 @click.option("-k", "k", type=int, default=10, show_default=True, help="Number of hits.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--dtype", default="auto", show_default=True, help="Query encoder dtype.")
+@click.option("--mode", type=click.Choice(["dense", "lexical", "hybrid"]), default="dense", show_default=True,
+              help="dense: embeddings (score = cosine); lexical: BM25 over the text (score = BM25); "
+                   "hybrid: both fused by reciprocal rank (score = RRF).")
+@click.option("--where", "where", multiple=True, metavar="COND",
+              help="Metadata filter, repeatable (ANDed): path:GLOB, type:EXT[,EXT], mtime>DATE, mtime<DATE, "
+                   "field.NAME=VALUE (also !=, <, <=, >, >=). E.g. --where 'path:docs/*.md' --where mtime>2024-01-01")
 @json_option
 @handle_errors
-def search(query, index_dir, k, device, dtype, as_json):
-    """Find the chunks closest in meaning to QUERY."""
+def search(query, index_dir, k, device, dtype, mode, where, as_json):
+    """Find the chunks that best answer QUERY (by meaning, by words, or both)."""
     from .index import Index
 
-    hits = Index(index_dir, device=device, dtype=dtype).search(query, k=k)
+    hits = Index(index_dir, device=device, dtype=dtype).search(query, k=k, mode=mode, where=list(where) or None)
     if as_json:
         emit_json([asdict(h) for h in hits])
         return
     if not hits:
-        stdout.print("no hits (the index is empty)")
+        stdout.print("no hits" + (" (no chunk matches the filters)" if where else
+                                  " (no chunk shares a word with the query)" if mode == "lexical" else " (the index is empty)"))
     for hit in hits:
         where = f"{hit.path}#{hit.document}" if hit.document else hit.path
         stdout.print(f"[bold]{hit.rank:>2}.[/bold] [cyan]{hit.score:.4f}[/cyan]  {where}  [dim][{hit.start}:{hit.end}][/dim]", highlight=False)
@@ -198,7 +213,9 @@ def info(index_dir, as_json):
                     f"{s.get('pooling')} pooling{', normalised' if s.get('normalize') else ''})"),
         ("files", str(data["files"])),
         ("documents", str(data["documents"])),
-        ("chunks", f"{data['chunks']} ({s.get('chunk_tokens')} tokens, overlap {s.get('chunk_overlap')})"),
+        ("chunks", f"{data['chunks']} (whole documents, truncated at {s.get('max_length')} tokens)"
+                   if s.get("chunking") == "whole" else
+                   f"{data['chunks']} ({s.get('chunk_tokens')} tokens, overlap {s.get('chunk_overlap')})"),
     ]
     run = data.get("last_run")
     if run:
@@ -272,6 +289,53 @@ def verify(index_dir, repair, as_json):
             stderr.print(f"searchkit: {index_dir}: {problem}", highlight=False)
     if not report.ok:
         sys.exit(1)
+
+
+@main.command(name="eval")
+@click.argument("dataset_dir", type=click.Path(path_type=Path))
+@click.option("--index", "index_dir", default=None, type=click.Path(file_okay=False),
+              help="Index folder to ingest into and keep (default: a temporary one).")
+@click.option("--model", "-m", default=None, help="Model name or local folder (default: all-MiniLM-L6-v2).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--dtype", default="auto", show_default=True, help="auto (fp32 on CPU, fp16 on CUDA), fp32, bf16 or fp16.")
+@click.option("--mode", "modes", default="dense", show_default=True, metavar="MODES",
+              help="dense, lexical, hybrid, a comma list of them, or all.")
+@click.option("--chunking", type=click.Choice(["whole", "chunks"]), default="whole", show_default=True,
+              help="whole: one vector per record, truncated at the model's max length (the BEIR protocol); "
+                   "chunks: searchkit's token windows, a document scored by its best chunk.")
+@click.option("--split", default="test", show_default=True, help="Which qrels/<split>.tsv to evaluate on.")
+@click.option("--limit-docs", type=int, default=None, help="Only the first N corpus records (and the queries judged on them).")
+@click.option("--limit-queries", type=int, default=None, help="Only the first N judged queries.")
+@json_option
+@handle_errors
+def eval_(dataset_dir, index_dir, model, device, dtype, modes, chunking, split, limit_docs, limit_queries, as_json):
+    """Retrieval quality on a BEIR dataset: nDCG@10, Recall@100, MRR@10 and timings."""
+    from .evaluate import evaluate
+
+    names = ["dense", "lexical", "hybrid"] if modes.strip() == "all" else [m.strip() for m in modes.split(",") if m.strip()]
+    columns = [TextColumn("embedding"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[chunks]} chunks"),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task("embed", total=None, chunks=0)
+
+        def progress(done, total, chunks):
+            bar.update(task, completed=done, total=total, chunks=chunks)
+
+        report = evaluate(dataset_dir, index_dir=index_dir, model=model, device=device, dtype=dtype, modes=names,
+                          chunking=chunking, split=split, limit_docs=limit_docs, limit_queries=limit_queries,
+                          progress=progress)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    table = Table(title=f"{report.dataset} ({report.split}): {report.documents} documents, {report.queries} queries; "
+                        f"{report.model} {report.dtype} on {report.device}, chunking {report.chunking} ({report.chunks} chunks)")
+    for col in ("mode", "nDCG@10", "Recall@100", "MRR@10", "query s"):
+        table.add_column(col, justify="left" if col == "mode" else "right")
+    for mode, r in report.results.items():
+        table.add_row(mode, f"{r['ndcg@10']:.4f}", f"{r['recall@100']:.4f}", f"{r['mrr@10']:.4f}", f"{r['query_seconds']:.2f}")
+    stdout.print(table)
+    stdout.print(f"ingest {report.ingest_seconds:.1f} s ({report.chunks_embedded} chunks embedded)"
+                 + (f" -> {report.index}" if report.index else ""), highlight=False)
 
 
 @main.command()

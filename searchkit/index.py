@@ -8,8 +8,12 @@ leaves both new. Opening always loads the generation the catalog names.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import fcntl
 import os
+import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,21 +24,31 @@ import numpy as np
 
 from . import __version__
 from .encoder import Encoder
-from .errors import BadInput, IndexCorrupt, IndexLocked, IndexNotFound, ModelMismatch
+from .errors import BadInput, IndexCorrupt, IndexLocked, IndexNotFound, ModelMismatch, SearchkitError
+from .filters import compile_where
 from .ingest import MAX_FILE_BYTES, PreparedFile, embed, prepare, scan
+from .retrieval import check_mode, fts_query, hybrid_depth, rrf
 from .store.catalog import Catalog
-from .store.vectors import FaissVectors
+from .store.vectors import FaissVectors, fsync_dir
 
 CATALOG_FILE = "catalog.db"
 LOCK_FILE = "write.lock"
 FORMAT_VERSION = 1
 # Settings that must match for vectors to be comparable; dtype may differ (cosine > 0.999).
+# "chunks": token windows of chunk_tokens; "whole": one chunk per document, which the
+# encoder truncates at its maximum length (how sentence-transformers' BEIR figures embed).
+CHUNKINGS = ("chunks", "whole")
 ENCODER_KEYS = ("model_type", "weights_sha256", "dim", "pooling", "normalize", "layer", "max_length")
 
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result; `text == document_text[start:end]`."""
+    """One search result; `text == document_text[start:end]`.
+
+    `score` depends on the search mode: the cosine similarity (dense), the BM25 score
+    (lexical; higher is better, not bounded) or the reciprocal-rank-fusion score (hybrid:
+    the sum over the dense and lexical lists of 1 / (60 + rank)).
+    """
 
     rank: int
     score: float
@@ -72,8 +86,25 @@ class IngestSummary:
 ProgressFn = Callable[[int, int, int], None]
 
 
+def _check_k(k) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise BadInput(f"-k {k}: must be a positive integer")
+
+
 def vectors_path(folder: Path, generation: int) -> Path:
     return folder / f"vectors.{generation:06d}.faiss"
+
+
+# Fault injection for the crash tests (tests/test_crash.py), inert unless set:
+# SEARCHKIT_TEST_CRASH_AT=<point> or <point>:<generation> SIGKILLs the process at that point
+# of a commit. Points: after-vectors-save, before-sqlite-commit, after-sqlite-commit.
+CRASH_ENV = "SEARCHKIT_TEST_CRASH_AT"
+
+
+def _crash_point(point: str, generation: int) -> None:
+    wanted = os.environ.get(CRASH_ENV)
+    if wanted and wanted in (point, f"{point}:{generation}"):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Index:
@@ -95,17 +126,26 @@ class Index:
         layer: int | None = None,
         chunk_tokens: int | None = None,
         chunk_overlap: int | None = None,
+        chunking: str | None = None,
         encoder: Encoder | None = None,
     ):
         self.folder = Path(folder).expanduser()
         self._model, self._device, self._dtype = model, device, dtype
         self._pooling, self._layer = pooling, layer
         self._chunk_tokens, self._chunk_overlap = chunk_tokens, chunk_overlap
+        if chunking not in (None, *CHUNKINGS):
+            raise BadInput(f"--chunking {chunking!r}: expected {' or '.join(CHUNKINGS)}")
+        if chunking == "whole" and (chunk_tokens is not None or chunk_overlap is not None):
+            raise BadInput("--chunking whole makes one chunk per document: drop --chunk-tokens/--chunk-overlap")
+        self._chunking = chunking
         self._encoder = encoder
         self._catalog: Catalog | None = None
         self._vectors: FaissVectors | None = None
         self._generation = -1
         self._lock = threading.RLock()
+        # --rebuild: the new index goes on with the old one's generation and chunk-id
+        # numbering, so a reader still holding the old catalog never takes a new file for its own.
+        self._numbering: dict = {}
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -134,9 +174,17 @@ class Index:
         """The vectors of the catalog's current generation (reloaded when it moves on)."""
         with self._lock:
             generation = self.catalog.generation
-            if self._vectors is None or generation != self._generation:
-                self._vectors = self._load_vectors(generation)
-                self._generation = generation
+            while self._vectors is None or generation != self._generation:
+                try:
+                    self._vectors = self._load_vectors(generation)
+                    self._generation = generation
+                except IndexCorrupt:
+                    # A writer may have committed a newer generation and deleted this one's
+                    # file between our two reads: then load that one. Else it is real.
+                    newer = self.catalog.generation
+                    if newer == generation:
+                        raise
+                    generation = newer
             return self._vectors
 
     def _load_vectors(self, generation: int) -> FaissVectors:
@@ -176,42 +224,105 @@ class Index:
         mine = encoder.settings()
         diffs = [k for k in ENCODER_KEYS if stored.get(k) != mine.get(k)]
         if diffs:
-            detail = ", ".join(f"{k} {stored.get(k)!r} vs {mine.get(k)!r}" for k in diffs)
+            def show(value):
+                return f"{value[:12]}…" if isinstance(value, str) and len(value) == 64 else repr(value)
+
+            detail = ", ".join(f"{k} {show(stored.get(k))} vs {show(mine.get(k))}" for k in diffs)
             raise ModelMismatch(
-                f"{self.folder}: built with {stored.get('model')} ({detail}); "
+                f"{self.folder}: built with model {stored.get('model')}, not {mine.get('model')} ({detail}); "
                 "use the same model and settings, or re-ingest with --rebuild"
             )
 
     # -- searching --------------------------------------------------------------------------
 
-    def search(self, query: str, k: int = 10) -> list[Hit]:
-        """The k chunks closest to `query`, best first.
+    def search(self, query: str, k: int = 10, *, mode: str = "dense", where=None) -> list[Hit]:
+        """The k chunks that best answer `query`, best first.
+
+        `mode`: "dense" (embedding cosine; `Hit.score` is the cosine), "lexical" (BM25 over
+        the chunk text with SQLite FTS5; the score is BM25's, higher is better) or "hybrid"
+        (both lists fused by reciprocal rank; the score is the fused RRF score).
+        `where`: metadata filters, ANDed (syntax in `searchkit.filters`), applied before
+        ranking, so k hits come back whenever k chunks match.
 
         >>> index.search("how do I open a file", k=3)
         [Hit(rank=1, score=0.61, path='/.../inputoutput.txt', ...), ...]
+        >>> index.search("open a file", k=3, mode="hybrid", where=["path:*.txt", "mtime>2024-01-01"])
         """
-        return self.search_vectors(self._query_vector(query), k)[0]
+        return self.search_many([query], k, mode=mode, where=where)[0]
+
+    def search_many(self, queries: Sequence[str], k: int = 10, *, mode: str = "dense", where=None) -> list[list[Hit]]:
+        """`search` for many queries at once (their vectors embedded in one batch).
+
+        >>> [hits[0].path for hits in index.search_many(["open a file", "loop"], k=1)]
+        """
+        _check_k(k)
+        check_mode(mode)
+        if isinstance(queries, str):
+            queries = [queries]
+        queries = list(queries)
+        for query in queries:
+            if not isinstance(query, str) or not query.strip():
+                raise BadInput("empty query")
+        if not queries:
+            return []
+        flt = compile_where(where)
+        vectors = self.encoder.encode(queries) if mode != "lexical" and queries else None
+        depth = hybrid_depth(k) if mode == "hybrid" else int(k)
+        with self._lock:
+            allowed = self._allowed(flt)
+            if allowed is not None and not len(allowed):
+                return [[] for _ in queries]
+            dense = self._dense(vectors, depth, allowed) if vectors is not None else None
+            lexical = [self._lexical(q, depth, flt) for q in queries] if mode != "dense" else None
+            if mode == "dense":
+                ranked = dense
+            elif mode == "lexical":
+                ranked = lexical
+            else:
+                ranked = [rrf([d, lx], int(k)) for d, lx in zip(dense, lexical)]
+            return self._hits(ranked)
 
     def _query_vector(self, query: str) -> np.ndarray:
         if not isinstance(query, str) or not query.strip():
             raise BadInput("empty query")
         return self.encoder.encode([query])
 
-    def search_vectors(self, queries: np.ndarray, k: int = 10) -> list[list[Hit]]:
-        """Hits for query vectors already embedded, (n, dim) -> n lists."""
-        if not isinstance(k, (int, np.integer)) or k < 1:
-            raise BadInput(f"-k {k}: must be a positive integer")
+    def search_vectors(self, queries: np.ndarray, k: int = 10, *, where=None) -> list[list[Hit]]:
+        """Dense hits for query vectors already embedded, (n, dim) -> n lists."""
+        _check_k(k)
+        flt = compile_where(where)
+        queries = np.atleast_2d(queries)
         with self._lock:
-            vectors = self.vectors
-            scores, ids = vectors.search(np.atleast_2d(queries), int(k))
-            rows = self.catalog.chunks(int(i) for i in np.unique(ids) if i >= 0)
+            allowed = self._allowed(flt)
+            if allowed is not None and not len(allowed):
+                return [[] for _ in queries]
+            return self._hits(self._dense(queries, int(k), allowed))
+
+    def _allowed(self, flt) -> np.ndarray | None:
+        """The chunk ids a filter lets through (None: no filter)."""
+        if not flt:
+            return None
+        return np.array(self.catalog.chunk_ids_where((flt.sql, flt.params)), dtype=np.int64)
+
+    def _dense(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> list[list[tuple[int, float]]]:
+        scores, ids = self.vectors.search(queries, k, ids=allowed)
+        return [[(int(i), float(s)) for s, i in zip(srow, irow) if i >= 0] for srow, irow in zip(scores, ids)]
+
+    def _lexical(self, query: str, k: int, flt) -> list[tuple[int, float]]:
+        match = fts_query(query)
+        if match is None:
+            return []  # no words (only punctuation): nothing for BM25 to match
+        return self.catalog.lexical(match, k, (flt.sql, flt.params) if flt else None)
+
+    def _hits(self, ranked: list[list[tuple[int, float]]]) -> list[list[Hit]]:
+        rows = self.catalog.chunks({i for lst in ranked for i, _ in lst})
         results = []
-        for score_row, id_row in zip(scores, ids):
+        for lst in ranked:
             hits: list[Hit] = []
-            for score, chunk_id in zip(score_row, id_row):
-                row = rows.get(int(chunk_id))
+            for chunk_id, score in lst:
+                row = rows.get(chunk_id)
                 if row is None:
-                    continue  # -1 padding, or a chunk deleted since the vectors were loaded
+                    continue  # a chunk deleted since the vectors were loaded
                 hits.append(
                     Hit(len(hits) + 1, float(score), row.path, row.chunk_id, row.text, row.start, row.end, row.key, row.title)
                 )
@@ -232,17 +343,31 @@ class Index:
         max_file_bytes: int = MAX_FILE_BYTES,
     ) -> IngestSummary:
         """Bring the index in step with the files under `paths`: embed new and changed
-        files, drop the chunks of files that are gone, leave the rest untouched."""
+        files, drop the chunks of files that are gone, leave the rest untouched.
+
+        A generation is committed (vectors file, then one SQLite transaction) at least every
+        `commit_chunks` chunks or `commit_seconds` seconds, and at the end; a crash loses at
+        most the work since the last commit. Small values are a tuning and testing knob
+        (`searchkit ingest --commit-chunks N`): each commit rewrites the vectors file.
+        """
         if isinstance(paths, (str, Path)):
             paths = [paths]
         if not paths:
             raise BadInput("nothing to ingest: give at least one file or folder")
+        for path in paths:  # before anything is loaded or written
+            if not os.path.lexists(Path(path).expanduser()):
+                raise BadInput(f"{os.path.abspath(Path(path).expanduser())}: no such file or directory")
         started = time.time()
+        embed_chunks = max(1, min(embed_chunks, commit_chunks))  # commits happen between batches
         with self._write_lock():
-            if rebuild:
-                self._wipe()
-            catalog = self._open_catalog(create=True)
-            encoder = self.encoder  # raises ModelMismatch before any work
+            if rebuild and self.exists:
+                return self._rebuild(paths, progress=progress, commit_seconds=commit_seconds,
+                                     commit_chunks=commit_chunks, embed_chunks=embed_chunks,
+                                     max_file_bytes=max_file_bytes)
+            encoder = self.encoder  # loads the model, raises ModelMismatch: before any write
+            if not self.exists:
+                self._create_catalog(encoder)
+            catalog = self.catalog
             settings = self._ensure_settings(encoder)
             self._remove_stale_files()
             found = scan(paths, catalog.files(), max_bytes=max_file_bytes)
@@ -278,7 +403,7 @@ class Index:
                 progress(total_bytes, total_bytes, summary.chunks_added)
             summary.files_skipped = len(summary.skipped)
             summary.seconds = round(time.time() - started, 3)
-            with catalog.db.atomic():
+            with catalog.write():
                 catalog.add_run(started, summary.to_dict())
         return summary
 
@@ -286,44 +411,118 @@ class Index:
         catalog = self.catalog
         stored = catalog.settings()
         if "weights_sha256" in stored:
+            built = stored.get("chunking", "chunks")
+            if self._chunking and self._chunking != built:
+                raise BadInput(f"{self.folder}: built with --chunking {built}, not {self._chunking}; "
+                               "re-ingest with --rebuild to change it")
             return stored
+        if self._chunking == "whole":
+            return self._put_new_settings(encoder, {"chunking": "whole", "chunk_tokens": None, "chunk_overlap": None})
         tokens = self._chunk_tokens or min(encoder.max_content_tokens, 510)
         overlap = self._chunk_overlap if self._chunk_overlap is not None else tokens // 8
         if not 8 <= tokens <= encoder.max_content_tokens:
             raise BadInput(f"--chunk-tokens {tokens}: must be between 8 and {encoder.max_content_tokens} for this model")
         if not 0 <= overlap < tokens // 2:
             raise BadInput(f"--chunk-overlap {overlap}: must be between 0 and {tokens // 2 - 1}")
+        return self._put_new_settings(encoder, {"chunking": "chunks", "chunk_tokens": tokens, "chunk_overlap": overlap})
+
+    def _put_new_settings(self, encoder: Encoder, chunking: dict) -> dict:
+        catalog = self.catalog
         settings = {
             **encoder.settings(),
-            "chunk_tokens": tokens,
-            "chunk_overlap": overlap,
+            **chunking,
             "index_type": "flat-ip",
             "format": FORMAT_VERSION,
             "searchkit_version": __version__,
             "created_at": time.time(),
             "generation": 0,
             "next_chunk_id": 1,
+            **self._numbering,
         }
         with catalog.db.atomic():
             catalog.put_settings(settings)
         return settings
 
+    def _create_catalog(self, encoder: Encoder) -> None:
+        """A new catalog, made whole before it appears: schema and settings are written to
+        `catalog.db.new`, which is then renamed into place. So a `catalog.db` always holds
+        its settings, and a crash while creating leaves no index rather than half of one."""
+        tmp = self.folder / (CATALOG_FILE + ".new")
+        for path in self.folder.glob(CATALOG_FILE + ".new*"):
+            path.unlink()
+        if self._numbering.get("generation"):  # a rebuild's first generation: empty vectors
+            empty = FaissVectors.create(encoder.dim)
+            self._numbering["vectors_sha256"] = empty.save(vectors_path(self.folder, self._numbering["generation"]))
+        self._catalog = Catalog(tmp, create=True)
+        try:
+            self._ensure_settings(encoder)  # validates the chunking options, writes the settings
+        except BaseException:
+            self.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        self.close()  # the last connection: SQLite checkpoints the WAL into the file
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.folder / CATALOG_FILE)
+        fsync_dir(self.folder)
+
     def _write_lock(self):
         return _FolderLock(self.folder)
 
-    def _wipe(self) -> None:
-        self.close()
-        for name in os.listdir(self.folder) if self.folder.is_dir() else []:
-            if name.startswith(("catalog.db", "vectors.")):
-                (self.folder / name).unlink()
-        self._vectors, self._generation = None, -1
+    def _staging_folder(self) -> Path:
+        """Where --rebuild builds the new index: a hidden sibling of the index folder."""
+        folder = self.folder.resolve()
+        return folder.with_name(f".{folder.name}.rebuild")
+
+    def _rebuild(self, paths: Sequence[str | Path], **options) -> IngestSummary:
+        """--rebuild (the caller holds the write lock): build a whole new index in a sibling
+        folder, then swap the two folders in one atomic rename and delete the old one. A crash
+        at any moment before the swap leaves the old index exactly as it was (the next write
+        removes the half-built sibling); other files in the folder (a README) are carried over.
+        Without --model it is rebuilt with the index's own model, pooling and layer."""
+        try:
+            stored = self.settings
+        except SearchkitError:
+            stored = {}  # an unreadable catalog: rebuilding is the way out of it
+        own = self._model is None and self._encoder is None
+        staging = self._staging_folder()
+        _remove_folder(staging)
+        fresh = Index(
+            staging,
+            model=stored.get("model") if own else self._model,
+            device=self._device,
+            dtype=self._dtype,
+            pooling=self._pooling or (stored.get("pooling") if own else None),
+            layer=self._layer if self._layer is not None or not own else stored.get("layer"),
+            chunk_tokens=self._chunk_tokens,
+            chunk_overlap=self._chunk_overlap,
+            chunking=self._chunking,
+            encoder=self._encoder,
+        )
+        fresh._numbering = {"generation": int(stored.get("generation") or 0),
+                            "next_chunk_id": int(stored.get("next_chunk_id") or 1)}
+        try:
+            summary = fresh.ingest(paths, **options)
+            fresh.close()
+            self.close()
+            _carry_over(self.folder, staging)
+            _exchange(staging, self.folder.resolve())
+        finally:
+            fresh.close()
+            _remove_folder(staging)  # the old index once swapped, else the unfinished new one
+        self._encoder, self._vectors, self._generation = fresh._encoder, None, -1
+        return summary
 
     def _remove_stale_files(self) -> None:
-        """Vector files of other generations are leftovers of a crash (the writer holds the lock)."""
+        """Leftovers of a crash (the writer holds the lock): vector files of other
+        generations, a catalog being created, an unfinished --rebuild."""
         keep = vectors_path(self.folder, self.catalog.generation).name
         for path in self.folder.glob("vectors.*"):
             if path.name != keep:
                 path.unlink(missing_ok=True)
+        for path in self.folder.glob(CATALOG_FILE + ".new*"):
+            path.unlink(missing_ok=True)
+        _remove_folder(self._staging_folder())
 
     # -- facts ------------------------------------------------------------------------------
 
@@ -391,8 +590,9 @@ class _Writer:
             vectors.remove(removed_ids)
             if len(new_ids):
                 vectors.add(new_ids, np.concatenate(self.vectors))
-            vectors.save(vectors_path(index.folder, generation))
-            with catalog.db.atomic():
+            digest = vectors.save(vectors_path(index.folder, generation))
+            _crash_point("after-vectors-save", generation)
+            with catalog.write():
                 catalog.remove_files(self.removed_files)
                 for f, ids in self.files:
                     file_row = {"path": str(f.state.path), "sha256": f.state.sha256, "size": f.state.size,
@@ -400,12 +600,23 @@ class _Writer:
                     it = iter(ids.tolist())
                     docs = [(d, [{**c, "id": next(it)} for c in chunks]) for d, chunks in zip(f.documents, f.chunks)]
                     catalog.add_file(file_row, docs)
-                catalog.put_settings({"generation": generation, "next_chunk_id": self.next_id})
+                catalog.put_settings({"generation": generation, "next_chunk_id": self.next_id,
+                                      "vectors_sha256": digest})
+                _crash_point("before-sqlite-commit", generation)
         except BaseException:
-            # Back to the last committed state: the catalog rolled back; drop our file.
-            vectors_path(index.folder, generation).unlink(missing_ok=True)
+            # Back to the last committed state: drop our file, unless the catalog did commit
+            # it (Ctrl-C can land just after SQLite's COMMIT, on the way out of the `with`).
             index._vectors, index._generation = None, -1
+            try:
+                if catalog.db.conn.in_transaction:
+                    catalog.db.conn.rollback()  # interrupted before its COMMIT ran
+                committed = catalog.generation == generation
+            except Exception:
+                committed = True  # unknown: a stale file is harmless, a missing live one is not
+            if not committed:
+                vectors_path(index.folder, generation).unlink(missing_ok=True)
             raise
+        _crash_point("after-sqlite-commit", generation)
         index._generation = generation
         vectors_path(index.folder, old_generation).unlink(missing_ok=True)
         s = self.summary
@@ -419,6 +630,59 @@ class _Writer:
             s.problems += f.problems
         self.files, self.vectors, self.removed_files = [], [], []
         self.started = time.time()
+
+
+def _is_index_file(name: str) -> bool:
+    return name == LOCK_FILE or name.startswith((CATALOG_FILE, "vectors."))
+
+
+def _remove_folder(folder: Path) -> None:
+    """Remove a staging folder of --rebuild: a hidden sibling that is an index folder (it has
+    a write.lock) or empty; anything else by that name is not ours to delete."""
+    if folder.is_dir() and not folder.is_symlink():
+        if (folder / LOCK_FILE).exists() or not any(folder.iterdir()):
+            shutil.rmtree(folder)
+
+
+def _carry_over(folder: Path, staging: Path) -> None:
+    """Give the new index folder the old one's other entries (a README): hard links, else copies,
+    so that until the swap the originals stay where they are."""
+    for entry in os.scandir(folder):
+        if _is_index_file(entry.name):
+            continue
+        target = staging / entry.name
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), target)
+        elif entry.is_dir():
+            shutil.copytree(entry.path, target, symlinks=True)
+        else:
+            try:
+                os.link(entry.path, target)
+            except OSError:
+                shutil.copy2(entry.path, target)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap folders `a` and `b` in one atomic step: renameat2(RENAME_EXCHANGE) on Linux.
+    Where that is missing, three renames: a crash between the first two leaves `b` absent,
+    its old contents in `b.old` (to move back by hand); the lock keeps other writers out."""
+    rename2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if rename2 is not None:
+        if rename2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+            fsync_dir(b.parent)
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), str(b))
+    aside = b.with_name(b.name + ".old")
+    os.rename(b, aside)
+    os.rename(a, b)
+    os.rename(aside, a)
+    fsync_dir(b.parent)
 
 
 class _FolderLock:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunking import chunk_texts
+from .chunking import chunk_texts, whole_chunks
 from .readers import SkipFile, read_file, walk
 
 MAX_FILE_BYTES = 50 * 2**20
@@ -116,11 +116,12 @@ def scan(paths: Sequence[str | Path], known: dict[str, dict], max_bytes: int = M
 def prepare(
     states: Sequence[FileState],
     tokenizer,
-    max_tokens: int,
-    overlap: int,
+    max_tokens: int | None,
+    overlap: int | None,
     max_bytes: int = MAX_FILE_BYTES,
 ) -> tuple[list[PreparedFile], list[tuple[str, str]]]:
-    """Read and chunk a batch of files. Returns the prepared files and (path, reason) skips."""
+    """Read and chunk a batch of files. Returns the prepared files and (path, reason) skips.
+    `max_tokens=None` makes each document one chunk (the encoder truncates it)."""
     prepared, skipped = [], []
     for state in states:
         try:
@@ -135,7 +136,8 @@ def prepare(
         docs = [
             {"key": d.key, "title": d.title, "text": d.text, "meta": d.meta} for d in result.documents
         ]
-        chunked = chunk_texts([d["text"] for d in docs], tokenizer, max_tokens, overlap)
+        texts = [d["text"] for d in docs]
+        chunked = whole_chunks(texts) if max_tokens is None else chunk_texts(texts, tokenizer, max_tokens, overlap)
         chunks = [
             [{"ordinal": c.ordinal, "start": c.start, "end": c.end, "text": c.text} for c in doc_chunks]
             for doc_chunks in chunked

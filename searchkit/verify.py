@@ -10,11 +10,14 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .errors import SearchkitError
+from .errors import IndexCorrupt, SearchkitError
 from .index import Index, vectors_path
+from .store.vectors import FaissVectors, file_sha256
 
 REQUIRED_SETTINGS = ("model", "weights_sha256", "dim", "pooling", "normalize", "chunk_tokens",
                      "chunk_overlap", "generation", "next_chunk_id")
+# The vectors file's sha256 differs from the one its commit recorded.
+DAMAGED = "damaged since it was written (its sha256 is not the catalog's)"
 
 
 @dataclass
@@ -34,7 +37,19 @@ class VerifyReport:
 
 
 def verify(index: Index) -> VerifyReport:
-    """Check settings, vectors file, id agreement and row links; never raises for what it finds."""
+    """Check settings, vectors file, id agreement and row links; never raises for what it finds.
+
+    An ingest in another process may commit (and drop the old vectors file) while the checks
+    read: when something looked wrong and the generation moved on meanwhile, check again."""
+    for _ in range(3):
+        generation = index.catalog.generation
+        report = _verify_once(index)
+        if report.ok or index.catalog.generation == generation:
+            break
+    return report
+
+
+def _verify_once(index: Index) -> VerifyReport:
     report = VerifyReport(str(index.folder))
     catalog = index.catalog  # IndexNotFound / IndexCorrupt for a missing or non-SQLite catalog
     settings = catalog.settings()
@@ -48,6 +63,10 @@ def verify(index: Index) -> VerifyReport:
         report.fail(str(exc))
         return report
     report.counts["vectors"] = vectors.count
+    expected = catalog.settings().get("vectors_sha256")  # (indexes made before it lack one)
+    path = vectors_path(index.folder, index._generation)
+    if expected and index._generation and file_sha256(path) != expected:
+        report.fail(f"{path}: {DAMAGED}")
     if settings.get("dim") and vectors.dim != settings["dim"]:
         report.fail(f"vectors have dim {vectors.dim}, settings say {settings['dim']}")
     faiss_ids = set(vectors.ids().tolist())
@@ -73,7 +92,22 @@ def verify(index: Index) -> VerifyReport:
         n = db.execute(sql).fetchone()[0]
         if n:
             report.fail(f"{n} {what}")
+    _verify_fts(catalog, report)
     return report
+
+
+def _verify_fts(catalog, report: VerifyReport) -> None:
+    """The full-text index holds one row per chunk, and its terms match the chunks' text."""
+    import sqlite3
+
+    try:
+        report.counts["fts_rows"] = fts = catalog.fts_count()
+        if fts != report.counts["chunks"]:
+            report.fail(f"full-text index holds {fts} rows for {report.counts['chunks']} chunks")
+            return
+        catalog.db.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)")
+    except sqlite3.DatabaseError as exc:
+        report.fail(f"full-text index: {exc}")
 
 
 def repair(index: Index) -> VerifyReport:
@@ -86,18 +120,21 @@ def repair(index: Index) -> VerifyReport:
     with index._write_lock():
         repaired = []
         db = catalog.db
-        with db.atomic():
+        with catalog.write():
             n = db.execute("DELETE FROM chunks WHERE document_id NOT IN (SELECT id FROM documents)").rowcount
             if n:
                 repaired.append(f"dropped {n} chunks without a document")
+            if any(p.startswith("full-text index") for p in before.problems):
+                db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')")
+                repaired.append("rebuilt the full-text index from the chunks")
         try:
+            if any(p.endswith(DAMAGED) for p in before.problems):
+                raise IndexCorrupt(DAMAGED)
             vectors = index.vectors
         except SearchkitError:
-            # Unreadable or missing vectors file: start from nothing and re-embed all.
-            from .store.vectors import FaissVectors
-
+            # Unreadable, missing or damaged vectors file: start from nothing and re-embed all.
             vectors = FaissVectors.create(int(catalog.settings()["dim"]))
-            repaired.append("vectors file unreadable: rebuilt from the catalog")
+            repaired.append("vectors file unreadable or damaged: rebuilt from the catalog")
         chunk_ids = set(catalog.chunk_ids())
         faiss_ids = set(vectors.ids().tolist())
         stray = np.array(sorted(faiss_ids - chunk_ids), dtype=np.int64)
@@ -112,10 +149,10 @@ def repair(index: Index) -> VerifyReport:
             repaired.append(f"embedded {len(lacking)} chunks that had no vector")
         old = catalog.generation
         new = old + 1
-        vectors.save(vectors_path(index.folder, new))
+        digest = vectors.save(vectors_path(index.folder, new))
         next_id = max(chunk_ids, default=0) + 1
-        with db.atomic():
-            catalog.put_settings({"generation": new,
+        with catalog.write():
+            catalog.put_settings({"generation": new, "vectors_sha256": digest,
                                   "next_chunk_id": max(next_id, int(catalog.settings().get("next_chunk_id", 1)))})
         vectors_path(index.folder, old).unlink(missing_ok=True)
         index._vectors, index._generation = vectors, new

@@ -13,3 +13,12 @@ def minilm():
     import searchkit
 
     return searchkit.load_encoder("all-MiniLM-L6-v2", device="cpu", dtype="fp32")
+
+
+@pytest.fixture(scope="session")
+def small_bert(tmp_path_factory):
+    """A small, fast BERT folder cut out of all-MiniLM-L6-v2 (same tokenizer, so the same
+    chunks; other weights and dim, so "another model"): see tiny_models.make_small_bert."""
+    from tiny_models import make_small_bert
+
+    return make_small_bert(tmp_path_factory.mktemp("small-bert"))

@@ -180,6 +180,39 @@ def variant(source: str | Path, folder: str | Path, state=None, config=None) -> 
     return folder
 
 
+def make_small_bert(folder: str | Path, hidden: int = 32, layers: int = 1) -> Path:
+    """A small BERT cut out of all-MiniLM-L6-v2 (its first `layers` layers, each tensor sliced
+    to `hidden` wide), with MiniLM's own tokenizer.json; no `transformers` needed.
+
+    Its vectors mean little, but it tokenizes and chunks exactly as MiniLM does and encodes
+    a hundred times faster: index tests that are about files, commits and crashes use it,
+    and it is "another model" (other weights, other dim) for the model-mismatch tests.
+    """
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from searchkit.resolve import resolve_model
+
+    source, folder = resolve_model("all-MiniLM-L6-v2"), Path(folder)
+    cfg = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    width = {cfg["hidden_size"]: hidden, cfg["intermediate_size"]: 2 * hidden}
+    state = {}
+    for key, tensor in load_file(str(source / "model.safetensors")).items():
+        if key.startswith("encoder.layer.") and int(key.split(".")[2]) >= layers:
+            continue
+        if tensor.is_floating_point():
+            tensor = tensor[tuple(slice(0, width.get(n, n)) for n in tensor.shape)].contiguous()
+        state[key] = tensor
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(folder / "model.safetensors"))
+    cfg.update(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+               num_attention_heads=2, _name_or_path=f"small-bert-{hidden}x{layers}")
+    (folder / "config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+    shutil.copy(source / "tokenizer.json", folder / "tokenizer.json")
+    return folder
+
+
 def encode(folder: str | Path, texts: list[str], pad_id: int, side="right", max_length=300):
     """(input_ids, attention_mask) of `texts` with the folder's tokenizer, padded on `side`."""
     from tokenizers import Tokenizer

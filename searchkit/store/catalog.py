@@ -6,10 +6,11 @@ committed in one transaction together with the vector generation it matches.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,45 @@ def m001_initial(db: Database) -> None:
     )
 
 
+# The BM25 index's tokenizer: Porter stemming over unicode61 words, accents folded.
+FTS_TOKENIZE = "porter unicode61 remove_diacritics 2"
+
+
+@migrations()
+def m002_chunks_fts(db: Database) -> None:
+    """A full-text (FTS5, BM25) index of chunk text for lexical and hybrid search.
+
+    External content: the text stays in `chunks` only, the FTS row id is the chunk id.
+    Triggers keep it in step with every insert and delete of a chunk, inside whatever
+    transaction makes the change (ingest's commit, `verify --repair`); existing indexes
+    are backfilled here.
+    """
+    db.execute(
+        "CREATE VIRTUAL TABLE chunks_fts USING fts5("
+        f"text, content='chunks', content_rowid='id', tokenize='{FTS_TOKENIZE}')"
+    )
+    db.execute(
+        "CREATE TRIGGER chunks_fts_insert AFTER INSERT ON chunks BEGIN "
+        "INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END"
+    )
+    db.execute(
+        "CREATE TRIGGER chunks_fts_delete AFTER DELETE ON chunks BEGIN "
+        "INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); END"
+    )
+    db.execute(
+        "CREATE TRIGGER chunks_fts_update AFTER UPDATE OF id, text ON chunks BEGIN "
+        "INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); "
+        "INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END"
+    )
+    db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')")
+
+
+# SQL joining a chunk to its document and file, for filters on their columns.
+_CHUNK_JOINS = (
+    "JOIN documents ON chunks.document_id = documents.id JOIN files ON documents.file_id = files.id"
+)
+
+
 @dataclass(frozen=True)
 class ChunkRow:
     """A chunk with what a hit needs from its document and file."""
@@ -74,10 +114,12 @@ class Catalog:
             conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
             self.db = Database(conn)
             self.db.execute("PRAGMA schema_version").fetchone()
-            if create or self.db.table_names():
-                self.db.enable_wal()
-                self.db.execute("PRAGMA synchronous = FULL")
-                migrations.apply(self.db)
+            if not create and not {"settings", "files", "documents", "chunks"} <= set(self.db.table_names()):
+                conn.close()  # empty, or someone else's database: never add tables to it
+                raise IndexCorrupt(f"{self.path}: not a searchkit catalog (a SQLite database without its tables)")
+            self.db.enable_wal()
+            self.db.execute("PRAGMA synchronous = FULL")
+            migrations.apply(self.db)
         except sqlite3.DatabaseError as exc:
             raise IndexCorrupt(f"{self.path}: not a usable SQLite database ({exc})") from None
 
@@ -121,6 +163,35 @@ class Catalog:
     def chunk_ids(self) -> list[int]:
         return [r[0] for r in self.db.execute("SELECT id FROM chunks ORDER BY id").fetchall()]
 
+    def chunk_ids_where(self, where: tuple[str, Sequence]) -> list[int]:
+        """Ids of the chunks whose document and file satisfy `where`, an SQL boolean over
+        `files.*` and `documents.*` with its bound parameters (see `searchkit.filters`)."""
+        sql, params = where
+        query = f"SELECT chunks.id FROM chunks {_CHUNK_JOINS} WHERE {sql} ORDER BY chunks.id"
+        return [r[0] for r in self.db.execute(query, list(params)).fetchall()]
+
+    def lexical(self, match: str, k: int, where: tuple[str, Sequence] | None = None) -> list[tuple[int, float]]:
+        """The k best (chunk id, BM25 score) for an FTS5 `match` expression, best first;
+        higher scores are better (FTS5's bm25() negated). `where` as in `chunk_ids_where`."""
+        if where and where[0]:
+            sql = (
+                "SELECT chunks_fts.rowid, bm25(chunks_fts) AS s FROM chunks_fts "
+                f"JOIN chunks ON chunks.id = chunks_fts.rowid {_CHUNK_JOINS} "
+                f"WHERE chunks_fts MATCH ? AND ({where[0]}) ORDER BY s, chunks_fts.rowid LIMIT ?"
+            )
+            params = [match, *where[1], int(k)]
+        else:
+            sql = (
+                "SELECT rowid, bm25(chunks_fts) AS s FROM chunks_fts WHERE chunks_fts MATCH ? "
+                "ORDER BY s, rowid LIMIT ?"
+            )
+            params = [match, int(k)]
+        return [(int(r[0]), -float(r[1])) for r in self.db.execute(sql, params).fetchall()]
+
+    def fts_count(self) -> int:
+        """Rows in the full-text index itself (not its content table, which is `chunks`)."""
+        return int(self.db.execute("SELECT count(*) FROM chunks_fts_docsize").fetchone()[0])
+
     def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
         """The chunks with these ids (missing ids are left out)."""
         ids = [int(i) for i in ids]
@@ -152,7 +223,28 @@ class Catalog:
             return None
         return {**rows[0], "summary": json.loads(rows[0]["summary"] or "{}")}
 
-    # -- writes (callers wrap them in `self.db.atomic()`) ----------------------------------
+    # -- writes (callers wrap them in `self.write()` or `self.db.atomic()`) ----------------
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator["Catalog"]:
+        """One write transaction that takes SQLite's write lock at its start (BEGIN IMMEDIATE).
+
+        A deferred BEGIN (`db.atomic()`) starts as a read and upgrades at its first write; if
+        another connection wrote meanwhile (`verify`'s FTS integrity check, a repair), that
+        upgrade fails at once with "database is locked", busy timeout or not. Taken at the
+        start, the lock is waited for instead.
+
+            >>> with catalog.write():
+            ...     catalog.add_run(started, summary)
+        """
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            if self.db.conn.in_transaction:
+                self.db.conn.rollback()
+            raise
+        self.db.conn.commit()
 
     def remove_files(self, file_ids: Sequence[int]) -> None:
         for start in range(0, len(file_ids), 500):

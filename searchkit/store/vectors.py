@@ -6,6 +6,7 @@ vectors across removals (a plain Flat index would shift every id above a removed
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -62,21 +63,32 @@ class FaissVectors:
         """The stored vectors of these ids, (n, dim)."""
         return np.stack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else np.zeros((0, self.dim), "float32")
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k (scores, ids) per query; ids are -1 where fewer than k vectors exist."""
-        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        k = max(1, min(int(k), max(self.count, 1)))
-        return self.index.search(queries, k)
+    def search(self, queries: np.ndarray, k: int, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) per query; ids are -1 where fewer than k vectors exist.
 
-    def save(self, path: Path) -> None:
-        """Write to `path` atomically: temp file, fsync, rename, fsync the folder."""
+        With `ids`, only those vectors are candidates (an exact search among them, however
+        few: FAISS skips the others while it scans, so no hit is lost to the filter)."""
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if ids is None:
+            k = max(1, min(int(k), max(self.count, 1)))
+            return self.index.search(queries, k)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        k = max(1, min(int(k), max(len(ids), 1)))
+        selector = faiss.IDSelectorBatch(ids)  # kept alive in this frame during the search
+        return self.index.search(queries, k, params=faiss.SearchParameters(sel=selector))
+
+    def save(self, path: Path) -> str:
+        """Write to `path` atomically: temp file, fsync, rename, fsync the folder. Returns the
+        file's sha256, for the catalog to record: `verify` then finds any later damage."""
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
         faiss.write_index(self.index, str(tmp))
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        digest = file_sha256(tmp)
         os.replace(tmp, path)
         fsync_dir(path.parent)
+        return digest
 
     @classmethod
     def load(cls, path: Path) -> "FaissVectors":
@@ -85,6 +97,14 @@ class FaissVectors:
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
             raise IndexCorrupt(f"{path}: not a readable FAISS index ({first[:160]})") from None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def fsync_dir(folder: Path) -> None:

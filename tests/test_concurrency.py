@@ -1,0 +1,104 @@
+"""One writer at a time; readers in other processes keep working during an ingest and see
+its last committed generation, never a half of one."""
+
+import json
+import time
+
+import pytest
+from click.testing import CliRunner
+
+import searchkit
+from index_helpers import finish, generation, ingest_args, kill, query, start, wait_for, write_corpus
+from searchkit.cli import main
+from searchkit.store.vectors import FaissVectors
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def test_second_writer_is_refused_at_once(tmp_path, corpus, small_bert):
+    index = tmp_path / "index"
+    proc = start(ingest_args(corpus, index, small_bert, "--commit-chunks", "8"))
+    try:
+        wait_for(lambda: generation(index) >= 1, proc)
+        started = time.monotonic()
+        result = CliRunner().invoke(main, ingest_args(corpus, index, small_bert))
+        took = time.monotonic() - started
+        assert proc.poll() is None, "the first ingest ended too soon for the test to mean anything"
+    finally:
+        kill(proc)
+    assert result.exit_code == 1
+    err = result.stderr.strip()
+    assert err.splitlines() == [err] and err.startswith("searchkit: error: ")
+    assert f"another ingest (pid {proc.pid}) is writing to this index" in err
+    assert took < 5  # refused before loading any model
+
+
+def test_searches_during_an_ingest_see_committed_states(tmp_path, corpus, small_bert):
+    """Search again and again, from one long-lived Index (as the TUI holds one) and from
+    fresh CLI invocations, and verify, while another process ingests and commits every 8
+    chunks."""
+    index = tmp_path / "index"
+    reader = searchkit.open_index(index, model=small_bert, device="cpu", chunk_tokens=64)
+    first = reader.ingest([corpus / "pass.txt"])  # an index to start from, and the model loaded
+    first_generation = reader.catalog.generation
+    proc = start(ingest_args(corpus, index, small_bert, "--commit-chunks", "8"))
+    generations, searches = set(), 0
+    try:
+        wait_for(lambda: generation(index) > first_generation, proc, step=0.05)  # it started
+        while proc.poll() is None:
+            batches = [[h.to_dict() for h in reader.search("exceptions", k=8)]]
+            if searches % 20 == 0:
+                result = CliRunner().invoke(main, ["search", "loop statement", "--index", str(index), "-k", "8", "--json"])
+                assert result.exit_code == 0, result.output  # never "database is locked", never a missing file
+                batches.append(json.loads(result.stdout))
+            if searches % 5 == 2:  # verify too: consistent at every commit, so never a false alarm
+                result = CliRunner().invoke(main, ["verify", "--index", str(index), "--json"])
+                assert result.exit_code == 0, result.output
+            committed = {row[0] for row in query(index, "SELECT path FROM files")}
+            for hits in batches:
+                assert hits and [h["rank"] for h in hits] == list(range(1, len(hits) + 1))
+                for hit in hits:
+                    # Files only arrive in this ingest: a hit's file is committed by now.
+                    assert hit["path"] in committed
+                    assert open(hit["path"], encoding="utf-8").read()[hit["start"]:hit["end"]] == hit["text"]
+            generations.add(reader.catalog.generation)
+            searches += 1
+            time.sleep(0.02)  # two cores: leave the writer some
+        rc, out, err = finish(proc)
+    finally:
+        kill(proc)
+    assert rc == 0, err
+    assert len(generations) >= 3, (searches, generations)
+    print(f"{searches} searches saw {len(generations)} generations")
+    final = json.loads(out)
+    assert reader.info()["chunks"] == final["chunks_added"] + first.chunks_added == reader.vectors.count
+
+
+def test_reader_reloads_when_the_writer_removes_its_generation(tmp_path, small_bert, monkeypatch):
+    """The reader reads generation g; before it loads vectors.g, a writer commits g+1 and
+    deletes vectors.g. The reader must read the generation again, not fail."""
+    corpus = write_corpus(tmp_path / "corpus", ["pass", "while"])
+    writer = searchkit.open_index(tmp_path / "index", model=small_bert, device="cpu", chunk_tokens=64)
+    writer.ingest([corpus])
+    reader = searchkit.open_index(tmp_path / "index", device="cpu")
+    first = reader.catalog.generation
+    write_corpus(corpus, ["for"])
+
+    real_load = FaissVectors.load
+    raced = []
+
+    def load_after_a_commit(path):
+        if not raced:
+            raced.append(path)
+            writer.ingest([corpus])  # commits first + 1, deletes the file being opened
+        return real_load(path)
+
+    monkeypatch.setattr(FaissVectors, "load", staticmethod(load_after_a_commit))
+    hits = reader.search("for loop over a sequence", k=3)
+    assert raced and not raced[0].exists()
+    assert reader.catalog.generation == first + 1
+    assert any(h.path.endswith("for.txt") for h in hits)
+    assert reader.vectors.count == reader.info()["chunks"]
