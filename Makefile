@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(VENV)/bin/searchkit search "how do I catch an exception and clean up afterwards" --index index -k 5
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check searchkit tests bench
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)

@@ -24,7 +24,14 @@ import numpy as np
 
 from . import __version__
 from .encoder import Encoder
-from .errors import BadInput, IndexCorrupt, IndexLocked, IndexNotFound, ModelMismatch, SearchkitError
+from .errors import (
+    BadInput,
+    IndexCorrupt,
+    IndexLocked,
+    IndexNotFound,
+    ModelMismatch,
+    SearchkitError,
+)
 from .filters import compile_where
 from .ingest import MAX_FILE_BYTES, PreparedFile, embed, prepare, scan
 from .retrieval import check_mode, fts_query, hybrid_depth, rrf

@@ -15,10 +15,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from index_helpers import (
-    chunks_of, generation, ingest_args, search_ok, vectors_of, verify_ok, write_corpus,
+    chunks_of,
+    generation,
+    ingest_args,
+    search_ok,
+    vectors_of,
+    verify_ok,
+    write_corpus,
 )
+
 from searchkit.cli import main
 
 GOOD = ["pass", "while", "lambda", "del"]

@@ -2,9 +2,9 @@
 
 import os
 import re
+from pydoc_data.topics import topics
 
 import pytest
-from pydoc_data.topics import topics
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 
 from searchkit.chunking import Chunk, chunk_text, chunk_texts

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_index import write_topics
 
 from searchkit.cli import main
-from test_index import write_topics
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,18 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from index_helpers import (
+    finish,
+    generation,
+    ingest_args,
+    kill,
+    query,
+    start,
+    wait_for,
+    write_corpus,
+)
 
 import searchkit
-from index_helpers import finish, generation, ingest_args, kill, query, start, wait_for, write_corpus
 from searchkit.cli import main
 from searchkit.store.vectors import FaissVectors
 

@@ -17,12 +17,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from index_helpers import (
+    CHUNK_TOKENS,
+    CRASH_TOPICS,
+    chunks_of,
+    finish,
+    generation,
+    ingest_args,
+    kill,
+    search_ok,
+    start,
+    vectors_of,
+    verify_ok,
+    wait_for,
+    write_corpus,
+)
 
 import searchkit
-from index_helpers import (
-    CHUNK_TOKENS, CRASH_TOPICS, chunks_of, finish, generation, ingest_args, kill, search_ok, start,
-    vectors_of, verify_ok, wait_for, write_corpus,
-)
 from searchkit.cli import main
 
 

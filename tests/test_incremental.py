@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
-
 from index_helpers import chunks_of, generation, ingest_args, query, verify_ok, write_corpus
+
 from searchkit.cli import main
 from searchkit.encoder import Encoder
 

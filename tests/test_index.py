@@ -1,9 +1,7 @@
 """End to end through the Python API: ingest a small real corpus, search, re-ingest."""
 
-import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import searchkit

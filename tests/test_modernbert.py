@@ -114,8 +114,8 @@ def test_padding_side_does_not_matter(ours, model_dir):
     right = encode(model_dir, TEXTS, PAD, side="right")
     left = encode(model_dir, TEXTS, PAD, side="left")
     with torch.no_grad():
-        r, l = ours(*right), ours(*left)
-    for a, b in zip(r, l):
+        from_right, from_left = ours(*right), ours(*left)
+    for a, b in zip(from_right, from_left):
         assert (a[right[1].bool()] - b[left[1].bool()]).abs().max() <= TOL
 
 

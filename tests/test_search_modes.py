@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_index import write_topics
 
 import searchkit
 from searchkit.cli import main
@@ -14,7 +15,6 @@ from searchkit.errors import BadInput
 from searchkit.filters import compile_where, glob_escape
 from searchkit.retrieval import fts_query, rrf
 from searchkit.verify import repair, verify
-from test_index import write_topics
 
 OLD = 1577880000.0  # 2020-01-01 12:00 UTC
 JOURNALS = ["Nature", "Science", "x' OR 1=1 --"]

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_index import write_topics
 
 import searchkit
 from searchkit.cli import main
@@ -10,7 +11,6 @@ from searchkit.errors import IndexCorrupt
 from searchkit.index import vectors_path
 from searchkit.store.vectors import FaissVectors
 from searchkit.verify import repair, verify
-from test_index import write_topics
 
 
 @pytest.fixture

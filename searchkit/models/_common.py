@@ -52,6 +52,15 @@ def key_padding_mask(attention_mask: torch.Tensor) -> torch.Tensor | None:
     return attention_mask.bool()[:, None, None, :]
 
 
+def embedding(rows: int, dim: int) -> nn.Embedding:
+    """An uninitialised embedding table, to be filled from the checkpoint.
+
+    nn.Embedding's own random init (normal_) on the meta device goes through torch's
+    reference ops and imports torch._dynamo: a second of start-up for every CLI call.
+    """
+    return nn.Embedding.from_pretrained(torch.empty(rows, dim), freeze=True)
+
+
 def repad(packed: torch.Tensor, indices: torch.Tensor, batch: int, seqlen: int) -> torch.Tensor:
     """Scatter (N, ...) back into zeros of shape (B, T, ...)."""
     out = packed.new_zeros(batch * seqlen, *packed.shape[1:])

@@ -13,7 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import activation, check_heads, key_padding_mask, rename_keys, require, resolve_upto
+from ._common import (
+    activation,
+    check_heads,
+    embedding,
+    key_padding_mask,
+    rename_keys,
+    require,
+    resolve_upto,
+)
 
 
 @dataclass
@@ -56,9 +64,9 @@ class BertConfig:
 class BertEmbeddings(nn.Module):
     def __init__(self, c: BertConfig):
         super().__init__()
-        self.word_embeddings = nn.Embedding(c.vocab_size, c.hidden_size)
-        self.position_embeddings = nn.Embedding(c.max_positions, c.hidden_size)
-        self.token_type_embeddings = nn.Embedding(max(c.type_vocab_size, 1), c.hidden_size)
+        self.word_embeddings = embedding(c.vocab_size, c.hidden_size)
+        self.position_embeddings = embedding(c.max_positions, c.hidden_size)
+        self.token_type_embeddings = embedding(max(c.type_vocab_size, 1), c.hidden_size)
         self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:

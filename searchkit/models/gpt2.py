@@ -25,6 +25,7 @@ from ..errors import BadInput, ModelLoadError
 from ._common import (
     activation,
     check_heads,
+    embedding,
     positions_from_mask,
     rename_keys,
     require,
@@ -131,8 +132,8 @@ class GPT2Model(nn.Module):
     def __init__(self, config: GPT2Config):
         super().__init__()
         self.config = config
-        self.wte = nn.Embedding(config.vocab_size, config.hidden_size)
-        self.wpe = nn.Embedding(config.max_positions, config.hidden_size)
+        self.wte = embedding(config.vocab_size, config.hidden_size)
+        self.wpe = embedding(config.max_positions, config.hidden_size)
         self.h = nn.ModuleList(GPT2Block(config, i) for i in range(config.num_layers))
         self.ln_f = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 

@@ -31,6 +31,7 @@ from ._common import (
     Packing,
     activation,
     check_heads,
+    embedding,
     key_padding_mask,
     positions_from_mask,
     rename_keys,
@@ -166,7 +167,7 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 class ModernBertEmbeddings(nn.Module):
     def __init__(self, c: ModernBertConfig):
         super().__init__()
-        self.tok_embeddings = nn.Embedding(c.vocab_size, c.hidden_size)
+        self.tok_embeddings = embedding(c.vocab_size, c.hidden_size)
         self.norm = nn.LayerNorm(c.hidden_size, eps=c.norm_eps, bias=c.norm_bias)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
