@@ -52,6 +52,14 @@ def handle_errors(func):
     return wrapper
 
 
+def _display_path(path: str) -> str:
+    """A path relative to the working directory when it lies below it (JSON keeps it absolute)."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
 def emit_json(obj) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False))
 
@@ -149,7 +157,8 @@ def search(query, index_dir, k, device, dtype, mode, where, as_json):
         stdout.print("no hits" + (" (no chunk matches the filters)" if where else
                                   " (no chunk shares a word with the query)" if mode == "lexical" else " (the index is empty)"))
     for hit in hits:
-        where = f"{hit.path}#{hit.document}" if hit.document else hit.path
+        path = _display_path(hit.path)
+        where = f"{path}#{hit.document}" if hit.document else path
         stdout.print(f"[bold]{hit.rank:>2}.[/bold] [cyan]{hit.score:.4f}[/cyan]  {where}  [dim][{hit.start}:{hit.end}][/dim]", highlight=False)
         snippet = " ".join(hit.text.split())
         stdout.print("    " + (snippet[:300] + ("…" if len(snippet) > 300 else "")), highlight=False, markup=False)
