@@ -8,11 +8,7 @@ leaves both new. Opening always loads the generation the catalog names.
 
 from __future__ import annotations
 
-import ctypes
-import errno
-import fcntl
 import os
-import shutil
 import signal
 import threading
 import time
@@ -27,7 +23,6 @@ from .encoder import Encoder
 from .errors import (
     BadInput,
     IndexCorrupt,
-    IndexLocked,
     IndexNotFound,
     ModelMismatch,
     SearchkitError,
@@ -36,10 +31,9 @@ from .filters import compile_where
 from .ingest import MAX_FILE_BYTES, PreparedFile, embed, prepare, scan
 from .retrieval import check_mode, fts_query, hybrid_depth, rrf
 from .store.catalog import Catalog
+from .store.folder import CATALOG_FILE, FolderLock, carry_over, exchange, remove_folder
 from .store.vectors import FaissVectors, fsync_dir
 
-CATALOG_FILE = "catalog.db"
-LOCK_FILE = "write.lock"
 FORMAT_VERSION = 1
 # Settings that must match for vectors to be comparable; dtype may differ (cosine > 0.999).
 # "chunks": token windows of chunk_tokens; "whole": one chunk per document, which the
@@ -474,7 +468,7 @@ class Index:
         fsync_dir(self.folder)
 
     def _write_lock(self):
-        return _FolderLock(self.folder)
+        return FolderLock(self.folder)
 
     def _staging_folder(self) -> Path:
         """Where --rebuild builds the new index: a hidden sibling of the index folder."""
@@ -493,7 +487,7 @@ class Index:
             stored = {}  # an unreadable catalog: rebuilding is the way out of it
         own = self._model is None and self._encoder is None
         staging = self._staging_folder()
-        _remove_folder(staging)
+        remove_folder(staging)
         fresh = Index(
             staging,
             model=stored.get("model") if own else self._model,
@@ -512,11 +506,11 @@ class Index:
             summary = fresh.ingest(paths, **options)
             fresh.close()
             self.close()
-            _carry_over(self.folder, staging)
-            _exchange(staging, self.folder.resolve())
+            carry_over(self.folder, staging)
+            exchange(staging, self.folder.resolve())
         finally:
             fresh.close()
-            _remove_folder(staging)  # the old index once swapped, else the unfinished new one
+            remove_folder(staging)  # the old index once swapped, else the unfinished new one
         self._encoder, self._vectors, self._generation = fresh._encoder, None, -1
         return summary
 
@@ -529,7 +523,7 @@ class Index:
                 path.unlink(missing_ok=True)
         for path in self.folder.glob(CATALOG_FILE + ".new*"):
             path.unlink(missing_ok=True)
-        _remove_folder(self._staging_folder())
+        remove_folder(self._staging_folder())
 
     # -- facts ------------------------------------------------------------------------------
 
@@ -637,87 +631,6 @@ class _Writer:
             s.problems += f.problems
         self.files, self.vectors, self.removed_files = [], [], []
         self.started = time.time()
-
-
-def _is_index_file(name: str) -> bool:
-    return name == LOCK_FILE or name.startswith((CATALOG_FILE, "vectors."))
-
-
-def _remove_folder(folder: Path) -> None:
-    """Remove a staging folder of --rebuild: a hidden sibling that is an index folder (it has
-    a write.lock) or empty; anything else by that name is not ours to delete."""
-    if folder.is_dir() and not folder.is_symlink():
-        if (folder / LOCK_FILE).exists() or not any(folder.iterdir()):
-            shutil.rmtree(folder)
-
-
-def _carry_over(folder: Path, staging: Path) -> None:
-    """Give the new index folder the old one's other entries (a README): hard links, else copies,
-    so that until the swap the originals stay where they are."""
-    for entry in os.scandir(folder):
-        if _is_index_file(entry.name):
-            continue
-        target = staging / entry.name
-        if entry.is_symlink():
-            os.symlink(os.readlink(entry.path), target)
-        elif entry.is_dir():
-            shutil.copytree(entry.path, target, symlinks=True)
-        else:
-            try:
-                os.link(entry.path, target)
-            except OSError:
-                shutil.copy2(entry.path, target)
-
-
-_RENAME_EXCHANGE = 2  # linux/fs.h
-_AT_FDCWD = -100
-
-
-def _exchange(a: Path, b: Path) -> None:
-    """Swap folders `a` and `b` in one atomic step: renameat2(RENAME_EXCHANGE) on Linux.
-    Where that is missing, three renames: a crash between the first two leaves `b` absent,
-    its old contents in `b.old` (to move back by hand); the lock keeps other writers out."""
-    rename2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-    if rename2 is not None:
-        if rename2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-            fsync_dir(b.parent)
-            return
-        err = ctypes.get_errno()
-        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-            raise OSError(err, os.strerror(err), str(b))
-    aside = b.with_name(b.name + ".old")
-    os.rename(b, aside)
-    os.rename(a, b)
-    os.rename(aside, a)
-    fsync_dir(b.parent)
-
-
-class _FolderLock:
-    """One writer per index folder (an advisory lock on a file inside it)."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.fh = None
-
-    def __enter__(self):
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.fh = open(self.folder / LOCK_FILE, "a+")
-        try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.fh.seek(0)
-            holder = self.fh.read().strip() or "another process"
-            self.fh.close()
-            raise IndexLocked(f"{self.folder}: another ingest ({holder}) is writing to this index; try again when it ends") from None
-        self.fh.seek(0)
-        self.fh.truncate()
-        self.fh.write(f"pid {os.getpid()}")
-        self.fh.flush()
-        return self
-
-    def __exit__(self, *exc):
-        fcntl.flock(self.fh, fcntl.LOCK_UN)
-        self.fh.close()
 
 
 def open_index(folder: str | Path = "index", **kwargs) -> Index:

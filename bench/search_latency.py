@@ -1,0 +1,70 @@
+"""End-to-end query latency with the model loaded (as in the TUI or the Python API):
+searchkit `Index.search` vs the usual glue, sentence-transformers + a FAISS flat index
+over the same vectors, measured in the same run.
+
+    python bench/search_latency.py --index /tmp/sk_eval/scifact-whole [--queries 300] [--record]
+
+Build the index first, e.g. `searchkit eval ../shared/data/scifact --index /tmp/sk_eval/scifact-whole`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import faiss  # noqa: E402
+from _common import percentiles, record, scifact_claims  # noqa: E402
+
+import searchkit  # noqa: E402
+
+
+def timed(fn, queries) -> tuple[float, float]:
+    for q in queries[:10]:
+        fn(q)
+    samples = []
+    for q in queries:
+        t = time.perf_counter()
+        fn(q)
+        samples.append((time.perf_counter() - t) * 1e3)
+    return percentiles(samples)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--index", required=True)
+    ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("-k", type=int, default=10)
+    ap.add_argument("--record", action="store_true")
+    args = ap.parse_args()
+
+    from sentence_transformers import SentenceTransformer
+
+    queries = scifact_claims(args.queries)
+    index = searchkit.open_index(args.index, device="cpu")
+    n = index.vectors.count
+    ids = index.vectors.ids()
+    peer_index = faiss.IndexIDMap2(faiss.IndexFlatIP(index.vectors.dim))
+    peer_index.add_with_ids(index.vectors.reconstruct(ids), ids)
+    peer = SentenceTransformer(str(index.encoder.path), device="cpu")
+
+    def glue(q):
+        v = peer.encode([q], normalize_embeddings=True)
+        _, found = peer_index.search(v, args.k)
+        return index.catalog.chunks(found[0].tolist())  # the same metadata lookup
+
+    rows = [("sentence-transformers + FAISS flat (glue)", timed(glue, queries))]
+    for mode in ("dense", "lexical", "hybrid"):
+        rows.append((f"searchkit Index.search, {mode}", timed(lambda q, m=mode: index.search(q, k=args.k, mode=m), queries)))
+    lines = [f"{n:,} vectors, {len(queries)} SciFact claims, k={args.k}, fp32 on the CPU", "",
+             "| path | p50 ms | p99 ms |", "|---|---:|---:|"]
+    lines += [f"| {name} | {p50:.2f} | {p99:.2f} |" for name, (p50, p99) in rows]
+    print("\n".join(lines))
+    if args.record:
+        record("Query latency, model loaded", lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""An index folder on disk: its file names, the one-writer lock, and the atomic swap
+that `--rebuild` uses to replace a whole index at once."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import shutil
+from pathlib import Path
+
+from ..errors import IndexLocked
+from .vectors import fsync_dir
+
+CATALOG_FILE = "catalog.db"
+LOCK_FILE = "write.lock"
+
+
+def is_index_file(name: str) -> bool:
+    return name == LOCK_FILE or name.startswith((CATALOG_FILE, "vectors."))
+
+
+def remove_folder(folder: Path) -> None:
+    """Remove a staging folder of --rebuild: a hidden sibling that is an index folder (it has
+    a write.lock) or empty; anything else by that name is not ours to delete."""
+    if folder.is_dir() and not folder.is_symlink():
+        if (folder / LOCK_FILE).exists() or not any(folder.iterdir()):
+            shutil.rmtree(folder)
+
+
+def carry_over(folder: Path, staging: Path) -> None:
+    """Give the new index folder the old one's other entries (a README): hard links, else copies,
+    so that until the swap the originals stay where they are."""
+    for entry in os.scandir(folder):
+        if is_index_file(entry.name):
+            continue
+        target = staging / entry.name
+        if entry.is_symlink():
+            os.symlink(os.readlink(entry.path), target)
+        elif entry.is_dir():
+            shutil.copytree(entry.path, target, symlinks=True)
+        else:
+            try:
+                os.link(entry.path, target)
+            except OSError:
+                shutil.copy2(entry.path, target)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+
+
+def exchange(a: Path, b: Path) -> None:
+    """Swap folders `a` and `b` in one atomic step: renameat2(RENAME_EXCHANGE) on Linux.
+    Where that is missing, three renames: a crash between the first two leaves `b` absent,
+    its old contents in `b.old` (to move back by hand); the lock keeps other writers out."""
+    rename2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if rename2 is not None:
+        if rename2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+            fsync_dir(b.parent)
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), str(b))
+    aside = b.with_name(b.name + ".old")
+    os.rename(b, aside)
+    os.rename(a, b)
+    os.rename(aside, a)
+    fsync_dir(b.parent)
+
+
+class FolderLock:
+    """One writer per index folder (an advisory lock on a file inside it)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.fh = None
+
+    def __enter__(self):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.folder / LOCK_FILE, "a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.seek(0)
+            holder = self.fh.read().strip() or "another process"
+            self.fh.close()
+            raise IndexLocked(f"{self.folder}: another ingest ({holder}) is writing to this index; try again when it ends") from None
+        self.fh.seek(0)
+        self.fh.truncate()
+        self.fh.write(f"pid {os.getpid()}")
+        self.fh.flush()
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fh, fcntl.LOCK_UN)
+        self.fh.close()
