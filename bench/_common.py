@@ -55,6 +55,18 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(samples), qs[98]
 
 
+def latency_ms(fn, items: list, warmup: int = 10) -> tuple[float, float]:
+    """p50 and p99 in ms of `fn(item)`, one item at a time, after a few warm-up calls."""
+    for item in items[:warmup]:
+        fn(item)
+    samples = []
+    for item in items:
+        t = time.perf_counter()
+        fn(item)
+        samples.append((time.perf_counter() - t) * 1e3)
+    return percentiles(samples)
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:

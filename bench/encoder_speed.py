@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from _common import best_of, percentiles, record, scifact_abstracts, scifact_claims  # noqa: E402
+from _common import best_of, latency_ms, record, scifact_abstracts, scifact_claims  # noqa: E402
 
 import searchkit  # noqa: E402
 
@@ -59,20 +58,10 @@ def main() -> None:
     queries = scifact_claims(args.queries)
     lines += ["", "| single query | p50 ms | p99 ms |", "|---|---:|---:|"]
 
-    def latency(fn) -> tuple[float, float]:
-        for q in queries[:10]:
-            fn(q)
-        samples = []
-        for q in queries:
-            t = time.perf_counter()
-            fn(q)
-            samples.append((time.perf_counter() - t) * 1e3)
-        return percentiles(samples)
-
-    p50, p99 = latency(lambda q: peer.encode([q]))
+    p50, p99 = latency_ms(lambda q: peer.encode([q]), queries)
     lines.append(f"| {peer_name} | {p50:.2f} | {p99:.2f} |")
     for dtype, enc in ours.items():
-        p50, p99 = latency(lambda q, e=enc: e.encode([q]))
+        p50, p99 = latency_ms(lambda q, e=enc: e.encode([q]), queries)
         lines.append(f"| searchkit {dtype} | {p50:.2f} | {p99:.2f} |")
 
     print("\n".join(lines))

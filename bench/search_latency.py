@@ -11,25 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import faiss  # noqa: E402
-from _common import percentiles, record, scifact_claims  # noqa: E402
+from _common import latency_ms, record, scifact_claims  # noqa: E402
 
 import searchkit  # noqa: E402
-
-
-def timed(fn, queries) -> tuple[float, float]:
-    for q in queries[:10]:
-        fn(q)
-    samples = []
-    for q in queries:
-        t = time.perf_counter()
-        fn(q)
-        samples.append((time.perf_counter() - t) * 1e3)
-    return percentiles(samples)
 
 
 def main() -> None:
@@ -55,9 +43,9 @@ def main() -> None:
         _, found = peer_index.search(v, args.k)
         return index.catalog.chunks(found[0].tolist())  # the same metadata lookup
 
-    rows = [("sentence-transformers + FAISS flat (glue)", timed(glue, queries))]
+    rows = [("sentence-transformers + FAISS flat (glue)", latency_ms(glue, queries))]
     for mode in ("dense", "lexical", "hybrid"):
-        rows.append((f"searchkit Index.search, {mode}", timed(lambda q, m=mode: index.search(q, k=args.k, mode=m), queries)))
+        rows.append((f"searchkit Index.search, {mode}", latency_ms(lambda q, m=mode: index.search(q, k=args.k, mode=m), queries)))
     lines = [f"{n:,} vectors, {len(queries)} SciFact claims, k={args.k}, fp32 on the CPU", "",
              "| path | p50 ms | p99 ms |", "|---|---:|---:|"]
     lines += [f"| {name} | {p50:.2f} | {p99:.2f} |" for name, (p50, p99) in rows]

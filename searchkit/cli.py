@@ -6,6 +6,7 @@ stderr; a `SearchkitError` becomes one line and exit status 1.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -60,6 +61,20 @@ def _display_path(path: str) -> str:
         return path
 
 
+@contextlib.contextmanager
+def embedding_progress():
+    """A rich bar on stderr over the bytes to embed; yields the callback `Index.ingest` takes."""
+    columns = [TextColumn("embedding"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[chunks]} chunks"),
+               TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task("embed", total=None, chunks=0)
+
+        def progress(done: int, total: int, chunks: int) -> None:
+            bar.update(task, completed=done, total=total, chunks=chunks)
+
+        yield progress
+
+
 def emit_json(obj) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False))
 
@@ -107,14 +122,7 @@ def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens,
 
     index = Index(index_dir, model=model, pooling=pooling, device=device, dtype=dtype, layer=layer,
                   chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, chunking=chunking)
-    columns = [TextColumn("embedding"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[chunks]} chunks"),
-               TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=stderr, transient=True) as bar:
-        task = bar.add_task("embed", total=None, chunks=0)
-
-        def progress(done, total, chunks):
-            bar.update(task, completed=done, total=total, chunks=chunks)
-
+    with embedding_progress() as progress:
         summary = index.ingest(paths, progress=progress, rebuild=rebuild, commit_chunks=commit_chunks)
     if as_json:
         emit_json(summary.to_dict())
@@ -329,14 +337,7 @@ def eval_(dataset_dir, index_dir, model, device, dtype, modes, chunking, split, 
     from .evaluate import evaluate
 
     names = ["dense", "lexical", "hybrid"] if modes.strip() == "all" else [m.strip() for m in modes.split(",") if m.strip()]
-    columns = [TextColumn("embedding"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[chunks]} chunks"),
-               TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=stderr, transient=True) as bar:
-        task = bar.add_task("embed", total=None, chunks=0)
-
-        def progress(done, total, chunks):
-            bar.update(task, completed=done, total=total, chunks=chunks)
-
+    with embedding_progress() as progress:
         report = evaluate(dataset_dir, index_dir=index_dir, model=model, device=device, dtype=dtype, modes=names,
                           chunking=chunking, split=split, limit_docs=limit_docs, limit_queries=limit_queries,
                           progress=progress)

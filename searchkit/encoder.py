@@ -6,7 +6,6 @@ of the mean, and batches are formed from length-sorted texts only to save work.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import torch
 from tokenizers import Tokenizer
 
 from .errors import BadInput, ModelLoadError
+from .hashing import sha256_files
 from .models import load_model, read_config, weight_files
 from .resolve import DEFAULT_MODEL, resolve_model
 
@@ -173,12 +173,7 @@ class Encoder:
 
     @cached_property
     def weights_sha256(self) -> str:
-        digest = hashlib.sha256()
-        for path in weight_files(self.path):
-            with open(path, "rb") as fh:
-                while block := fh.read(1 << 22):
-                    digest.update(block)
-        return digest.hexdigest()
+        return sha256_files(weight_files(self.path))
 
     def settings(self) -> dict:
         """What an index records so that it refuses a different encoder later."""

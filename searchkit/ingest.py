@@ -7,7 +7,6 @@ batch stages of a distributed runner unchanged later.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .chunking import chunk_texts, whole_chunks
+from .hashing import sha256_file
 from .readers import SkipFile, read_file, walk
 
 MAX_FILE_BYTES = 50 * 2**20
@@ -55,14 +55,6 @@ class PreparedFile:
     @property
     def chunk_count(self) -> int:
         return sum(len(c) for c in self.chunks)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _under(path: str, roots: Sequence[Path]) -> bool:

@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import IndexCorrupt, SearchkitError
+from .hashing import sha256_file
 from .index import Index, vectors_path
-from .store.vectors import FaissVectors, file_sha256
+from .store.vectors import FaissVectors
 
 REQUIRED_SETTINGS = ("model", "weights_sha256", "dim", "pooling", "normalize", "chunk_tokens",
                      "chunk_overlap", "generation", "next_chunk_id")
@@ -65,7 +66,7 @@ def _verify_once(index: Index) -> VerifyReport:
     report.counts["vectors"] = vectors.count
     expected = catalog.settings().get("vectors_sha256")  # (indexes made before it lack one)
     path = vectors_path(index.folder, index._generation)
-    if expected and index._generation and file_sha256(path) != expected:
+    if expected and index._generation and sha256_file(path) != expected:
         report.fail(f"{path}: {DAMAGED}")
     if settings.get("dim") and vectors.dim != settings["dim"]:
         report.fail(f"vectors have dim {vectors.dim}, settings say {settings['dim']}")

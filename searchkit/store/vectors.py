@@ -6,7 +6,6 @@ vectors across removals (a plain Flat index would shift every id above a removed
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import faiss
 import numpy as np
 
 from ..errors import IndexCorrupt
+from ..hashing import sha256_file
 
 
 class FaissVectors:
@@ -85,7 +85,7 @@ class FaissVectors:
         faiss.write_index(self.index, str(tmp))
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        digest = file_sha256(tmp)
+        digest = sha256_file(tmp)
         os.replace(tmp, path)
         fsync_dir(path.parent)
         return digest
@@ -99,12 +99,6 @@ class FaissVectors:
             raise IndexCorrupt(f"{path}: not a readable FAISS index ({first[:160]})") from None
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fsync_dir(folder: Path) -> None:
