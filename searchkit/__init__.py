@@ -7,10 +7,30 @@
 >>> hits = index.search("a question", k=10)
 """
 
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
 
-from .encoder import Encoder, load_encoder  # noqa: E402
-from .errors import SearchkitError  # noqa: E402
-from .index import Hit, Index, IngestSummary, open_index  # noqa: E402
+# Public names, imported on first use: `import searchkit` (and so the CLI's start, its
+# --help, and a Ctrl-C during start-up) does not wait for torch and faiss to load.
+_EXPORTS = {
+    "Encoder": ".encoder",
+    "load_encoder": ".encoder",
+    "SearchkitError": ".errors",
+    "Hit": ".index",
+    "Index": ".index",
+    "IngestSummary": ".index",
+    "open_index": ".index",
+}
 
-__all__ = ["Encoder", "Hit", "Index", "IngestSummary", "SearchkitError", "load_encoder", "open_index", "__version__"]
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'searchkit' has no attribute {name!r}")
