@@ -10,7 +10,7 @@ transformers = pytest.importorskip(
     "transformers", reason="parity tests need transformers (pip install 'searchkit[parity]')"
 )
 
-from tiny_models import TEXTS, encode, long_text, make_gpt2, variant  # noqa: E402
+from tiny_models import TEXTS, encode, long_text, make_gpt2, put, variant, without  # noqa: E402
 
 from searchkit.errors import BadInput, ModelLoadError  # noqa: E402
 from searchkit.models import load_model  # noqa: E402
@@ -163,14 +163,6 @@ def test_too_long_input_is_bad_input(ours):
     ids = torch.zeros(1, 513, dtype=torch.long)
     with pytest.raises(BadInput, match="512"):
         ours(ids, torch.ones_like(ids))
-
-
-def without(key):
-    return lambda state: {k: v for k, v in state.items() if k != key}
-
-
-def put(key, value):
-    return lambda state: {**state, key: value}
 
 
 @pytest.mark.parametrize(

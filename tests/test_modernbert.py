@@ -11,7 +11,7 @@ transformers = pytest.importorskip(
     "transformers", reason="parity tests need transformers (pip install 'searchkit[parity]')"
 )
 
-from tiny_models import TEXTS, encode, long_text, make_modernbert, variant  # noqa: E402
+from tiny_models import TEXTS, encode, long_text, make_modernbert, put, variant, without  # noqa: E402
 
 from searchkit.errors import ModelLoadError  # noqa: E402
 from searchkit.models import load_model  # noqa: E402
@@ -231,14 +231,6 @@ def test_modernbert_base_config():
 def test_bad_config_is_a_model_load_error(change, words):
     with pytest.raises(ModelLoadError, match=words):
         ModernBertConfig.from_hf_config({**MODERNBERT_BASE, **change})
-
-
-def without(key):
-    return lambda state: {k: v for k, v in state.items() if k != key}
-
-
-def put(key, value):
-    return lambda state: {**state, key: value}
 
 
 @pytest.mark.parametrize(

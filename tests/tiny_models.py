@@ -180,6 +180,16 @@ def variant(source: str | Path, folder: str | Path, state=None, config=None) -> 
     return folder
 
 
+def without(key: str):
+    """A `variant` weight edit: drop `key`."""
+    return lambda state: {k: v for k, v in state.items() if k != key}
+
+
+def put(key: str, value):
+    """A `variant` weight edit: set (or add) `key`."""
+    return lambda state: {**state, key: value}
+
+
 def make_small_bert(folder: str | Path, hidden: int = 32, layers: int = 1) -> Path:
     """A small BERT cut out of all-MiniLM-L6-v2 (its first `layers` layers, each tensor sliced
     to `hidden` wide), with MiniLM's own tokenizer.json; no `transformers` needed.
