@@ -107,6 +107,9 @@ def main():
 @click.option("--chunk-overlap", type=int, default=None, help="Tokens shared by consecutive chunks (default: chunk-tokens / 8).")
 @click.option("--chunking", type=click.Choice(["chunks", "whole"]), default=None,
               help="chunks: token windows (the default for a new index); whole: one chunk per document, truncated by the model.")
+@click.option("--index-type", type=click.Choice(["auto", "flat", "hnsw", "ivfpq"]), default=None,
+              help="Vector index of a new index: flat (exact), hnsw (graph, fast at any size), ivfpq (compressed, "
+                   "approximate); auto (default): flat, then hnsw from 30,000 vectors. Changing it needs --rebuild.")
 @click.option("--rebuild", is_flag=True, help="Build the index anew (e.g. with another --model; default its own) "
               "beside the old one, swapped in when complete.")
 # Tuning/testing knob, hidden: commit a generation at least every N chunks (the crash tests
@@ -116,12 +119,12 @@ def main():
 @json_option
 @handle_errors
 def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens, chunk_overlap, rebuild, as_json,
-           commit_chunks, chunking):
+           commit_chunks, chunking, index_type):
     """Embed the files under PATHS into the index: new and changed files only."""
     from .index import Index
 
     index = Index(index_dir, model=model, pooling=pooling, device=device, dtype=dtype, layer=layer,
-                  chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, chunking=chunking)
+                  chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, chunking=chunking, index_type=index_type)
     with embedding_progress() as progress:
         summary = index.ingest(paths, progress=progress, rebuild=rebuild, commit_chunks=commit_chunks)
     if as_json:
@@ -233,8 +236,9 @@ def info(index_dir, as_json):
     rows = [
         ("index", data["index"]),
         ("model", f"{s.get('model')} ({s.get('model_type')}, sha256 {str(s.get('weights_sha256'))[:12]}…)"),
-        ("vectors", f"{data['vectors']} × {s.get('dim')} ({s.get('index_type')}, {s.get('dtype')}, "
+        ("vectors", f"{data['vectors']} × {s.get('dim')} ({s.get('dtype')}, "
                     f"{s.get('pooling')} pooling{', normalised' if s.get('normalize') else ''})"),
+        ("index type", _index_type_line(s)),
         ("files", str(data["files"])),
         ("documents", str(data["documents"])),
         ("chunks", f"{data['chunks']} (whole documents, truncated at {s.get('max_length')} tokens)"
@@ -249,6 +253,20 @@ def info(index_dir, as_json):
     for key, value in rows:
         table.add_row(f"[bold]{key}[/bold]", value)
     stdout.print(table)
+
+
+def _index_type_line(s: dict) -> str:
+    """E.g. "hnsw (M=32, efConstruction=80, efSearch=384)" or "flat (exact; auto: hnsw from 30,000 vectors)"."""
+    from .store.vectors import AUTO_HNSW_AT, IVF_MIN_TRAIN
+
+    kind, choice = s.get("index_type"), s.get("index_choice")
+    if kind == "flat-ip" or kind == "flat" and choice in (None, "flat"):
+        return "flat (exact)"
+    if kind == "flat":
+        then, at = ("hnsw", AUTO_HNSW_AT) if choice == "auto" else (choice, IVF_MIN_TRAIN if choice == "ivfpq" else 0)
+        return f"flat (exact; {choice}: {then} from {at:,} vectors)"
+    params = ", ".join(f"{k}={v}" for k, v in (s.get("index_params") or {}).items())
+    return f"{kind} ({params}{'; chosen by size' if choice == 'auto' else ''})"
 
 
 @main.command()

@@ -32,13 +32,14 @@ from .ingest import MAX_FILE_BYTES, PreparedFile, embed, prepare, scan
 from .retrieval import check_mode, fts_query, hybrid_depth, rrf
 from .store.catalog import Catalog
 from .store.folder import CATALOG_FILE, FolderLock, carry_over, exchange, remove_folder
-from .store.vectors import FaissVectors, fsync_dir
+from .store.vectors import KINDS, FaissVectors, fsync_dir
 
 FORMAT_VERSION = 1
 # Settings that must match for vectors to be comparable; dtype may differ (cosine > 0.999).
 # "chunks": token windows of chunk_tokens; "whole": one chunk per document, which the
 # encoder truncates at its maximum length (how sentence-transformers' BEIR figures embed).
 CHUNKINGS = ("chunks", "whole")
+INDEX_TYPES = ("auto", *KINDS)  # --index-type; see searchkit/store/vectors.py
 ENCODER_KEYS = ("model_type", "weights_sha256", "dim", "pooling", "normalize", "layer", "max_length")
 
 
@@ -92,6 +93,13 @@ def _check_k(k) -> None:
         raise BadInput(f"-k {k}: must be a positive integer")
 
 
+def index_choice(settings: dict) -> str:
+    """The index type chosen at creation: "auto" (flat, then hnsw past AUTO_HNSW_AT
+    vectors), or a kind; indexes from before index types were flat ("flat-ip")."""
+    choice = settings.get("index_choice") or settings.get("index_type") or "auto"
+    return "flat" if choice == "flat-ip" else choice
+
+
 def vectors_path(folder: Path, generation: int) -> Path:
     return folder / f"vectors.{generation:06d}.faiss"
 
@@ -129,6 +137,7 @@ class Index:
         chunk_overlap: int | None = None,
         chunking: str | None = None,
         encoder: Encoder | None = None,
+        index_type: str | None = None,
     ):
         self.folder = Path(folder).expanduser()
         self._model, self._device, self._dtype = model, device, dtype
@@ -139,6 +148,9 @@ class Index:
         if chunking == "whole" and (chunk_tokens is not None or chunk_overlap is not None):
             raise BadInput("--chunking whole makes one chunk per document: drop --chunk-tokens/--chunk-overlap")
         self._chunking = chunking
+        if index_type not in (None, *INDEX_TYPES):
+            raise BadInput(f"--index-type {index_type!r}: expected one of {', '.join(INDEX_TYPES)}")
+        self._index_type = index_type
         self._encoder = encoder
         self._catalog: Catalog | None = None
         self._vectors: FaissVectors | None = None
@@ -189,12 +201,14 @@ class Index:
             return self._vectors
 
     def _load_vectors(self, generation: int) -> FaissVectors:
+        settings = self.settings
+        choice, params = index_choice(settings), settings.get("index_params") or {}
         if generation == 0:
-            return FaissVectors.create(int(self.settings.get("dim") or self.encoder.dim))
+            return FaissVectors.create(int(settings.get("dim") or self.encoder.dim), choice, **params)
         path = vectors_path(self.folder, generation)
         if not path.is_file():
             raise IndexCorrupt(f"{path}: missing (the catalog expects generation {generation})")
-        vectors = FaissVectors.load(path)
+        vectors = FaissVectors.load(path).tune(params).aim(choice, params)
         dim = self.settings.get("dim")
         if dim and vectors.dim != dim:
             raise IndexCorrupt(f"{path}: vectors of dim {vectors.dim}, the catalog says {dim}")
@@ -416,6 +430,9 @@ class Index:
             if self._chunking and self._chunking != built:
                 raise BadInput(f"{self.folder}: built with --chunking {built}, not {self._chunking}; "
                                "re-ingest with --rebuild to change it")
+            if self._index_type and self._index_type != index_choice(stored):
+                raise BadInput(f"{self.folder}: built with --index-type {index_choice(stored)}, not {self._index_type}; "
+                               "re-ingest with --rebuild to change it")
             return stored
         if self._chunking == "whole":
             return self._put_new_settings(encoder, {"chunking": "whole", "chunk_tokens": None, "chunk_overlap": None})
@@ -432,7 +449,7 @@ class Index:
         settings = {
             **encoder.settings(),
             **chunking,
-            "index_type": "flat-ip",
+            **FaissVectors.create(encoder.dim, self._index_type or "auto").settings,
             "format": FORMAT_VERSION,
             "searchkit_version": __version__,
             "created_at": time.time(),
@@ -452,7 +469,7 @@ class Index:
         for path in self.folder.glob(CATALOG_FILE + ".new*"):
             path.unlink()
         if self._numbering.get("generation"):  # a rebuild's first generation: empty vectors
-            empty = FaissVectors.create(encoder.dim)
+            empty = FaissVectors.create(encoder.dim, self._index_type or "auto")
             self._numbering["vectors_sha256"] = empty.save(vectors_path(self.folder, self._numbering["generation"]))
         self._catalog = Catalog(tmp, create=True)
         try:
@@ -499,6 +516,7 @@ class Index:
             chunk_overlap=self._chunk_overlap,
             chunking=self._chunking,
             encoder=self._encoder,
+            index_type=self._index_type or index_choice(stored),
         )
         fresh._numbering = {"generation": int(stored.get("generation") or 0),
                             "next_chunk_id": int(stored.get("next_chunk_id") or 1)}
@@ -602,7 +620,7 @@ class _Writer:
                     docs = [(d, [{**c, "id": next(it)} for c in chunks]) for d, chunks in zip(f.documents, f.chunks)]
                     catalog.add_file(file_row, docs)
                 catalog.put_settings({"generation": generation, "next_chunk_id": self.next_id,
-                                      "vectors_sha256": digest})
+                                      "vectors_sha256": digest, **vectors.settings})
                 _crash_point("before-sqlite-commit", generation)
         except BaseException:
             # Back to the last committed state: drop our file, unless the catalog did commit

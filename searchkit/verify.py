@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import IndexCorrupt, SearchkitError
 from .hashing import sha256_file
-from .index import Index, vectors_path
+from .index import Index, index_choice, vectors_path
 from .store.vectors import FaissVectors
 
 REQUIRED_SETTINGS = ("model", "weights_sha256", "dim", "pooling", "normalize", "chunk_tokens",
@@ -66,8 +66,11 @@ def _verify_once(index: Index) -> VerifyReport:
     report.counts["vectors"] = vectors.count
     expected = catalog.settings().get("vectors_sha256")  # (indexes made before it lack one)
     path = vectors_path(index.folder, index._generation)
-    if expected and index._generation and sha256_file(path) != expected:
-        report.fail(f"{path}: {DAMAGED}")
+    try:
+        if expected and index._generation and sha256_file(path) != expected:
+            report.fail(f"{path}: {DAMAGED}")
+    except FileNotFoundError:  # a commit in another process dropped it since: `verify` retries
+        report.fail(f"{path}: missing")
     if settings.get("dim") and vectors.dim != settings["dim"]:
         report.fail(f"vectors have dim {vectors.dim}, settings say {settings['dim']}")
     faiss_ids = set(vectors.ids().tolist())
@@ -134,7 +137,8 @@ def repair(index: Index) -> VerifyReport:
             vectors = index.vectors
         except SearchkitError:
             # Unreadable, missing or damaged vectors file: start from nothing and re-embed all.
-            vectors = FaissVectors.create(int(catalog.settings()["dim"]))
+            settings = catalog.settings()
+            vectors = FaissVectors.create(int(settings["dim"]), index_choice(settings), **(settings.get("index_params") or {}))
             repaired.append("vectors file unreadable or damaged: rebuilt from the catalog")
         chunk_ids = set(catalog.chunk_ids())
         faiss_ids = set(vectors.ids().tolist())
@@ -147,13 +151,14 @@ def repair(index: Index) -> VerifyReport:
             rows = catalog.chunks(lacking)
             texts = [rows[i].text for i in lacking]
             vectors.add(np.array(lacking, dtype=np.int64), index.encoder.encode(texts))
+            # re-embedded from the text, never reconstructed (ivfpq's reconstructions are approximate)
             repaired.append(f"embedded {len(lacking)} chunks that had no vector")
         old = catalog.generation
         new = old + 1
         digest = vectors.save(vectors_path(index.folder, new))
         next_id = max(chunk_ids, default=0) + 1
         with catalog.write():
-            catalog.put_settings({"generation": new, "vectors_sha256": digest,
+            catalog.put_settings({"generation": new, "vectors_sha256": digest, **vectors.settings,
                                   "next_chunk_id": max(next_id, int(catalog.settings().get("next_chunk_id", 1)))})
         vectors_path(index.folder, old).unlink(missing_ok=True)
         index._vectors, index._generation = vectors, new

@@ -2,18 +2,65 @@
 
 The index is an `IndexIDMap2` over an inner-product index: ids stay attached to their
 vectors across removals (a plain Flat index would shift every id above a removed one).
+Three kinds (`KINDS`):
+
+- `flat`: `IndexFlatIP`, exact. A single query scans every vector: 15.5 ms p50 per 100k
+  vectors × 384 dims with FAISS's default 2 threads here (7 ms on one), so it is the
+  default only while an index is small (`AUTO_HNSW_AT`).
+- `hnsw`: `IndexHNSWFlat` (graph over the raw vectors), approximate, fast at any size.
+  HNSW cannot remove a vector: a removed id becomes a *tombstone*, its slot's label in
+  the IDMap's `id_map` set to -1, so it is saved in the same file (same generation)
+  and every search skips it with an `IDSelector`; past `COMPACT_AT` tombstones the
+  graph is rebuilt from the live vectors (HNSWFlat keeps them exactly).
+- `ivfpq`: `IndexIVFPQ` (inverted lists of product-quantised codes), approximate and
+  small (`m` bytes a vector); trained on its first `IVF_MIN_TRAIN` vectors, and held
+  as `flat` until it has that many. It holds the ids itself (no IDMap, see `converted`)
+  with a hashtable direct map, so `remove_ids` finds each id without scanning the lists
+  (plain IVF `remove_ids` scans them all: fine at our sizes too). Its reconstructions
+  are approximate.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from ..errors import IndexCorrupt
+from ..errors import BadInput, IndexCorrupt
 from ..hashing import sha256_file
+
+KINDS = ("flat", "hnsw", "ivfpq")
+# Defaults per kind; the chosen values are recorded in the index settings (`index_params`).
+DEFAULT_PARAMS = {
+    "flat": {},
+    # efSearch 384: recall@10 0.956, p50 3.5 ms on 1M vectors, 2 cores (bench/RESULTS.md);
+    # 96 suffices on 100k (0.95, 0.5 ms), so the default holds up to 1M
+    "hnsw": {"M": 32, "efConstruction": 80, "efSearch": 384},
+    # nlist None: ~4·sqrt(n) at training; m None: the largest divisor of the dim up to 48
+    # (48 bytes a vector for 384 and 768 dims, 32 for 256, 512 and 1024)
+    "ivfpq": {"nlist": None, "m": None, "nbits": 8, "nprobe": 32},
+}
+# "auto" (no --index-type): flat, exact, until a single query's full scan nears 5 ms
+# (15.5 ms p50 per 100k × 384 on 2 cores, bench/index_types.py), then hnsw (0.5 ms p50
+# at recall@10 0.95 on 100k, 17% more memory than flat, 23 s to build 100k, 445 s 1M).
+AUTO_HNSW_AT = 30_000
+IVF_MIN_TRAIN = 10_000  # PQ's 256 centroids per sub-quantiser want ≥ 39·256 training vectors
+COMPACT_AT = 0.2  # rebuild an HNSW graph once this share of its slots are tombstones
+EXACT_FILTER = 50_000  # a where-filter allowing at most this many ids: exact search among them
+LIVE = faiss.IDSelectorRange(0, 2**62)  # chunk ids are positive; tombstones are labelled -1
+
+
+def params_for(kind: str, params: dict | None = None) -> dict:
+    """The full parameter set of `kind`: defaults overridden by `params`."""
+    if kind not in KINDS:
+        raise BadInput(f"--index-type {kind!r}: expected one of {', '.join(KINDS)}")
+    unknown = set(params or {}) - set(DEFAULT_PARAMS[kind])
+    if unknown:
+        raise BadInput(f"index type {kind}: unknown parameters {', '.join(sorted(unknown))}")
+    return {**DEFAULT_PARAMS[kind], **(params or {})}
 
 
 class FaissVectors:
@@ -23,26 +70,108 @@ class FaissVectors:
     >>> vectors.add(np.array([7]), np.ones((1, 384), "float32"))
     >>> vectors.search(np.ones((1, 384), "float32"), k=1)[1]
     array([[7]])
+    >>> FaissVectors.create(384, "hnsw", efSearch=128).kind
+    'hnsw'
     """
 
-    def __init__(self, index: faiss.Index):
+    def __init__(self, index: faiss.Index, kind: str | None = None, params: dict | None = None):
         self.index = index
+        self.kind = kind or _kind_of(index)
+        if params is None:
+            params = self._read_params()
+        self.params = params_for(self.kind, params if self.kind != "flat" else {})
+        self.aim(self.kind, self.params)
+        self._order: np.ndarray | None = None  # argsort of id_map, for id -> slot
+        self._dead = int((self._id_map < 0).sum()) if self.kind == "hnsw" else 0  # tombstones
+        self._apply_params()
 
     @classmethod
-    def create(cls, dim: int) -> "FaissVectors":
-        return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)))
+    def create(cls, dim: int, kind: str = "flat", **params) -> "FaissVectors":
+        """An empty index of `kind` (`KINDS`, or "auto"). "auto" starts flat and becomes
+        hnsw at `AUTO_HNSW_AT` vectors; ivfpq starts flat and is trained once it holds
+        `IVF_MIN_TRAIN` vectors (both happen inside `add`)."""
+        if kind == "auto":
+            vectors = cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), "flat")
+            return vectors.aim("auto", params)
+        p = params_for(kind, params)
+        if kind == "hnsw":
+            inner = faiss.IndexHNSWFlat(dim, int(p["M"]), faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = int(p["efConstruction"])
+            return cls(faiss.IndexIDMap2(inner), "hnsw", p)
+        if kind == "ivfpq":
+            p["m"] = int(p["m"] or _default_m(dim))
+            if dim % p["m"]:
+                raise BadInput(f"ivfpq: m={p['m']} must divide the dimension {dim}")
+        return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dim)), "flat").aim(kind, p)
+
+    def aim(self, choice: str, params: dict | None = None) -> "FaissVectors":
+        """What this index is meant to become: `choice` is a kind or "auto" (hnsw params)."""
+        self.want = choice
+        self.want_params = params_for("hnsw" if choice == "auto" else choice, params)
+        return self
+
+    def tune(self, params: dict | None) -> "FaissVectors":
+        """Re-apply recorded parameters of this kind (`write_index` does not keep nprobe)."""
+        self.params.update({k: v for k, v in (params or {}).items() if k in DEFAULT_PARAMS[self.kind]})
+        self._apply_params()
+        return self
+
+    @property
+    def settings(self) -> dict:
+        """For the catalog: the kind held now, the one chosen, and the parameters in use
+        (the chosen kind's while an index still waits, flat, to become it)."""
+        waiting = self.kind == "flat" and self.want != "flat"
+        return {"index_type": self.kind, "index_choice": self.want,
+                "index_params": dict(self.want_params if waiting else self.params)}
+
+    def _read_params(self) -> dict:
+        """The parameters a (loaded) FAISS index carries itself; nprobe is not among them."""
+        inner = self._inner()
+        if self.kind == "hnsw":
+            return {"M": int(inner.hnsw.nb_neighbors(1)), "efConstruction": int(inner.hnsw.efConstruction),
+                    "efSearch": int(inner.hnsw.efSearch)}
+        if self.kind == "ivfpq":
+            return {"nlist": int(inner.nlist), "m": int(inner.pq.M), "nbits": int(inner.pq.nbits)}
+        return {}
+
+    def _apply_params(self) -> None:
+        inner = self._inner()
+        if self.kind == "hnsw":
+            inner.hnsw.efSearch = int(self.params["efSearch"])
+        elif self.kind == "ivfpq":
+            inner.nprobe = int(self.params["nprobe"])
+            self.params["nlist"] = int(inner.nlist)
 
     @property
     def dim(self) -> int:
         return int(self.index.d)
 
+    def _inner(self) -> faiss.Index:
+        return self.index if self.kind == "ivfpq" else faiss.downcast_index(self.index.index)
+
+    @property
+    def _id_map(self) -> np.ndarray:
+        """The id of each slot (-1: a tombstone); ivfpq: the ids in its lists, in list order."""
+        if self.kind != "ivfpq":
+            return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        lists = self.index.invlists
+        parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+                 for i in range(self.index.nlist) if lists.list_size(i)]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    @property
+    def tombstones(self) -> int:
+        return self._dead
+
     @property
     def count(self) -> int:
-        return int(self.index.ntotal)
+        """Live vectors (tombstones not counted)."""
+        return int(self.index.ntotal) - self._dead
 
     def ids(self) -> np.ndarray:
-        """Every id held, as int64."""
-        return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+        """Every (live) id held, as int64."""
+        ids = self._id_map
+        return ids[ids >= 0]
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -51,31 +180,150 @@ class FaissVectors:
             raise ValueError(f"add: expected {len(ids)} vectors of dim {self.dim}, got {vectors.shape}")
         if len(ids):
             self.index.add_with_ids(vectors, ids)
+            self._order = None
+        if self.kind == "flat" and self.want != "flat":
+            due = {"hnsw": 0, "ivfpq": IVF_MIN_TRAIN, "auto": AUTO_HNSW_AT}[self.want]
+            if self.count >= due:
+                self._become(self.converted("hnsw" if self.want == "auto" else self.want, **self.want_params))
 
     def remove(self, ids: np.ndarray) -> int:
-        """Remove these ids; returns how many were present."""
+        """Remove these ids; returns how many were present. HNSW: tombstones (see the
+        module docstring), compacted past `COMPACT_AT`."""
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if not len(ids):
             return 0
-        return int(self.index.remove_ids(faiss.IDSelectorBatch(ids)))
+        self._order = None
+        if self.kind == "ivfpq":  # its hashtable direct map finds each id without a scan
+            present = ids[np.isin(ids, self._id_map)]
+            return int(self.index.remove_ids(faiss.IDSelectorArray(present))) if len(present) else 0
+        if self.kind == "flat":
+            return int(self.index.remove_ids(faiss.IDSelectorBatch(ids)))
+        id_map = self._id_map
+        dead = np.isin(id_map, ids[ids >= 0])
+        n = int(dead.sum())
+        if n:
+            id_map[dead] = -1
+            faiss.copy_array_to_vector(id_map, self.index.id_map)
+            self.index.construct_rev_map()
+            self._order, self._dead = None, self._dead + n
+            if self.tombstones > COMPACT_AT * self.index.ntotal:
+                self._become(self.converted("hnsw", **self.params))
+        return n
+
+    def _become(self, other: "FaissVectors") -> None:
+        self.index, self.kind, self.params, self._order = other.index, other.kind, other.params, None
+        self._dead = other._dead
+        self._keep = getattr(other, "_keep", None)
+
+    def _slots(self, ids: np.ndarray) -> np.ndarray:
+        """Inner-index positions of these ids (all must be live)."""
+        id_map = self._id_map
+        if self._order is None or len(self._order) != len(id_map):
+            self._order = np.argsort(id_map, kind="stable")
+        at = np.searchsorted(id_map[self._order], ids)
+        slots = self._order[np.minimum(at, len(id_map) - 1)] if len(id_map) else at
+        if not len(id_map) or (id_map[slots] != ids).any():
+            raise KeyError("some ids are not in the index")
+        return slots
+
+    def _raw(self) -> np.ndarray | None:
+        """The stored vectors as an (ntotal, dim) view, for flat and HNSW (None for PQ codes)."""
+        inner = self._inner()
+        flat = inner if self.kind == "flat" else faiss.downcast_index(inner.storage) if self.kind == "hnsw" else None
+        if flat is None or not flat.ntotal:
+            return None if flat is None else np.zeros((0, self.dim), "float32")
+        return faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(-1, self.dim)
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
-        """The stored vectors of these ids, (n, dim)."""
-        return np.stack([self.index.reconstruct(int(i)) for i in ids]) if len(ids) else np.zeros((0, self.dim), "float32")
+        """The stored vectors of these ids, (n, dim); approximate for ivfpq."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(ids):
+            return np.zeros((0, self.dim), "float32")
+        raw = self._raw()
+        if raw is not None:
+            return raw[self._slots(ids)].copy()
+        return np.stack([self.index.reconstruct(int(i)) for i in ids])
+
+    def converted(self, kind: str, **params) -> "FaissVectors":
+        """A new index of `kind` holding this one's live vectors (a rebuild)."""
+        ids = self.ids()
+        raw = self._raw()
+        vectors = raw[self._slots(ids)] if raw is not None else self.reconstruct(ids)
+        p = params_for(kind, params)
+        if kind != "ivfpq":
+            new = FaissVectors.create(self.dim, kind, **p)
+            new.add(ids, vectors)
+            return new
+        p["m"] = int(p["m"] or _default_m(self.dim))
+        if len(ids) < 256:
+            raise BadInput(f"ivfpq: {len(ids)} vectors are too few to train on")
+        nlist = int(p["nlist"] or min(max(16, round(4 * math.sqrt(len(ids)))), len(ids) // 39))
+        quantizer = faiss.IndexFlatIP(self.dim)
+        inner = faiss.IndexIVFPQ(quantizer, self.dim, nlist, int(p["m"]), int(p["nbits"]), faiss.METRIC_INNER_PRODUCT)
+        inner.cp.seed = inner.pq.cp.seed = 1234
+        inner.pq.cp.niter = 10  # PQ training dominates the build (48 k-means); 10 rounds suffice
+        sample = max(39 * nlist, 256 * 39)
+        rng = np.random.default_rng(1234)
+        train = vectors if len(vectors) <= sample else vectors[np.sort(rng.choice(len(vectors), sample, replace=False))]
+        inner.train(np.ascontiguousarray(train, dtype=np.float32))
+        # Not under an IndexIDMap2: IVF keeps its own ids in the lists, and an IDMap over
+        # IVF goes wrong after remove_ids (it compacts id_map, the lists keep their old
+        # positions, so later hits map to the wrong ids). The direct map serves reconstruct.
+        inner.set_direct_map_type(faiss.DirectMap.Hashtable)
+        new = FaissVectors(inner, "ivfpq", {**p, "nlist": nlist})
+        new._keep = quantizer  # the IVF index points at its quantiser: keep it alive
+        new.add(ids, vectors)
+        return new
 
     def search(self, queries: np.ndarray, k: int, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query; ids are -1 where fewer than k vectors exist.
 
-        With `ids`, only those vectors are candidates (an exact search among them, however
-        few: FAISS skips the others while it scans, so no hit is lost to the filter)."""
+        With `ids`, only those vectors are candidates: flat scans all and skips the others,
+        so no hit is lost to the filter; hnsw searches the few (≤ `EXACT_FILTER`) exactly
+        among their raw vectors, and widens its beam for the many; ivfpq probes more lists
+        the fewer the ids (all of them for ≤ `EXACT_FILTER`)."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        live = self.count
         if ids is None:
-            k = max(1, min(int(k), max(self.count, 1)))
-            return self.index.search(queries, k)
+            k = max(1, min(int(k), max(live, 1)))
+            if self.kind == "flat":
+                return self.index.search(queries, k)
+            if self.kind == "hnsw":
+                params = faiss.SearchParametersHNSW(efSearch=max(int(self.params["efSearch"]), k))
+                if self.tombstones:
+                    params.sel = LIVE
+                return self.index.search(queries, k, params=params)
+            return self.index.search(queries, k, params=faiss.SearchParametersIVF(nprobe=int(self.params["nprobe"])))
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         k = max(1, min(int(k), max(len(ids), 1)))
         selector = faiss.IDSelectorBatch(ids)  # kept alive in this frame during the search
-        return self.index.search(queries, k, params=faiss.SearchParameters(sel=selector))
+        widen = max(1, math.ceil(live / max(len(ids), 1)))  # 1 / the share of ids allowed
+        if self.kind == "flat":
+            return self.index.search(queries, k, params=faiss.SearchParameters(sel=selector))
+        if self.kind == "hnsw":
+            if len(ids) <= EXACT_FILTER:
+                return self._exact_among(queries, k, ids)
+            ef = min(max(int(self.params["efSearch"]) * widen, k), max(live, 1))
+            return self.index.search(queries, k, params=faiss.SearchParametersHNSW(sel=selector, efSearch=ef))
+        nlist = int(self.params["nlist"])
+        nprobe = nlist if len(ids) <= EXACT_FILTER else min(nlist, int(self.params["nprobe"]) * widen)
+        return self.index.search(queries, k, params=faiss.SearchParametersIVF(sel=selector, nprobe=nprobe))
+
+    def _exact_among(self, queries: np.ndarray, k: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.unique(ids)
+        id_map = self._id_map
+        ids = ids[np.isin(ids, id_map[id_map >= 0])]
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        labels = np.full((len(queries), k), -1, dtype=np.int64)
+        if not len(ids):
+            return scores, labels
+        sims = queries @ self.reconstruct(ids).T  # (Q, n)
+        top = min(k, len(ids))
+        part = np.argpartition(-sims, top - 1, axis=1)[:, :top]
+        for row, cand in enumerate(part):
+            cand = cand[np.argsort(-sims[row, cand], kind="stable")]
+            scores[row, :top], labels[row, :top] = sims[row, cand], ids[cand]
+        return scores, labels
 
     def save(self, path: Path) -> str:
         """Write to `path` atomically: temp file, fsync, rename, fsync the folder. Returns the
@@ -91,14 +339,35 @@ class FaissVectors:
         return digest
 
     @classmethod
-    def load(cls, path: Path) -> "FaissVectors":
+    def load(cls, path: Path, params: dict | None = None) -> "FaissVectors":
+        """Read a saved index; `params` (the settings' `index_params`) re-applies the search
+        settings that `write_index` does not keep (IVF's nprobe)."""
         try:
-            return cls(faiss.read_index(str(path)))
+            index = faiss.read_index(str(path))
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
             raise IndexCorrupt(f"{path}: not a readable FAISS index ({first[:160]})") from None
+        try:
+            kind = _kind_of(index)
+        except TypeError as exc:
+            raise IndexCorrupt(f"{path}: {exc}") from None
+        return cls(index, kind).tune(params)
 
 
+def _default_m(dim: int) -> int:
+    """PQ sub-quantisers: the largest divisor of `dim` up to 48."""
+    return max(m for m in range(1, 49) if dim % m == 0)
+
+
+def _kind_of(index: faiss.Index) -> str:
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexIVFPQ):
+        return "ivfpq"
+    inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else None
+    for kind, cls in (("flat", faiss.IndexFlat), ("hnsw", faiss.IndexHNSW), ("ivfpq", faiss.IndexIVFPQ)):
+        if isinstance(inner, cls):
+            return kind
+    raise TypeError(f"unsupported FAISS index {type(index).__name__}/{type(inner).__name__}")
 
 
 def fsync_dir(folder: Path) -> None:

@@ -1,0 +1,223 @@
+"""Index types (flat, hnsw, ivfpq): recall against exact search, removal, filters,
+save/load, the auto switch to hnsw, and `searchkit ingest --index-type` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from searchkit.cli import main
+from searchkit.errors import BadInput
+from searchkit.index import Index
+from searchkit.store import vectors as vmod
+from searchkit.store.vectors import FaissVectors
+from searchkit.verify import repair, verify
+
+DIM = 384
+N = 12_000  # ivfpq trains from IVF_MIN_TRAIN (10,000) vectors
+# recall@10 against exact search, at the default efSearch / nprobe; ivfpq's m=16 codes
+# (16 bytes a vector, for a fast test) are coarse: its bound is about ranking, not exactness.
+KINDS = {"flat": ({}, 1.0), "hnsw": ({}, 0.95), "ivfpq": ({"m": 16}, 0.35)}
+
+
+def clustered(n: int, seed: int = 0) -> np.ndarray:
+    """Unit vectors around 100 centres, on a 16-d manifold plus a little noise: near
+    neighbours that mean something (uniform noise in 384-d has none)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((100, DIM)).astype("float32")
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    basis = rng.standard_normal((16, DIM)).astype("float32") / np.sqrt(DIM)
+    x = (centres[rng.integers(0, 100, n)] + 0.5 * rng.standard_normal((n, 16)).astype("float32") @ basis
+         + 0.02 * rng.standard_normal((n, DIM)).astype("float32"))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def data():
+    x = clustered(N)
+    rng = np.random.default_rng(1)
+    q = x[rng.choice(N, 40, replace=False)] + 0.02 * rng.standard_normal((40, DIM)).astype("float32")
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    return np.arange(1, N + 1, dtype=np.int64), x, q
+
+
+@pytest.fixture(scope="module", params=list(KINDS))
+def built(request, data):
+    ids, x, _ = data
+    params, bound = KINDS[request.param]
+    vectors = FaissVectors.create(DIM, request.param, **params)
+    vectors.add(ids, x)
+    return request.param, vectors, bound
+
+
+def exact(x: np.ndarray, ids: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
+    top = np.argsort(-(q @ x.T), axis=1, kind="stable")[:, :k]
+    return ids[top]
+
+
+def recall(got: np.ndarray, want: np.ndarray) -> float:
+    return float(np.mean([len(set(g) & set(w)) / len(w) for g, w in zip(got, want)]))
+
+
+def test_kind_and_recall(built, data):
+    kind, vectors, bound = built
+    ids, x, q = data
+    assert vectors.kind == kind and vectors.count == N
+    assert vectors.settings["index_type"] == kind
+    _, got = vectors.search(q, 10)
+    assert recall(got, exact(x, ids, q, 10)) >= bound
+
+
+def test_remove_save_load_filter(built, data, tmp_path):
+    kind, original, bound = built
+    ids, x, q = data
+    vectors = FaissVectors.load(_saved(original, tmp_path / "a.faiss"), original.settings["index_params"])
+    gone = ids[::10]  # 10%: hnsw keeps them as tombstones (under COMPACT_AT)
+    assert vectors.remove(gone) == len(gone)
+    assert vectors.remove(gone) == 0
+    assert vectors.count == N - len(gone)
+    if kind == "hnsw":
+        assert vectors.tombstones == len(gone)
+    loaded = FaissVectors.load(_saved(vectors, tmp_path / "b.faiss"), vectors.settings["index_params"])
+    assert loaded.kind == kind and loaded.count == N - len(gone) and loaded.params == vectors.params
+    assert set(loaded.ids().tolist()) == set(ids.tolist()) - set(gone.tolist())
+    live = np.setdiff1d(ids, gone)
+    for v in (vectors, loaded):
+        _, got = v.search(q, 10)
+        assert (got >= 0).all(), "k live hits despite the removals"
+        assert not set(got.ravel()) & set(gone.tolist())
+        assert recall(got, exact(x[live - 1], live, q, 10)) >= bound
+    # where-filters: only allowed ids, k of them, ranked as the exact search among them
+    allowed = live[::37]
+    _, got = loaded.search(q, 10, ids=np.concatenate([allowed, gone[:50]]))
+    assert (got >= 0).all() and set(got.ravel()) <= set(allowed.tolist())
+    if kind != "ivfpq":
+        assert recall(got, exact(x[allowed - 1], allowed, q, 10)) == 1.0
+    _, few = loaded.search(q[:2], 10, ids=allowed[:3])
+    assert sorted(few[0][:3]) == sorted(allowed[:3]) and (few[:, 3:] == -1).all()
+
+
+def test_broad_filters_search_the_index(built, data, monkeypatch):
+    """Past EXACT_FILTER allowed ids, hnsw and ivfpq search their own structure with the
+    filter as an IDSelector (a wider beam, more lists probed): still only allowed ids."""
+    kind, vectors, bound = built
+    ids, x, q = data
+    monkeypatch.setattr(vmod, "EXACT_FILTER", 10)
+    allowed = ids[::3]
+    _, got = vectors.search(q, 10, ids=allowed)
+    assert (got >= 0).all() and set(got.ravel()) <= set(allowed.tolist())
+    assert recall(got, exact(x[allowed - 1], allowed, q, 10)) >= bound
+
+
+def test_ivfpq_m_fits_the_dim():
+    assert FaissVectors.create(384, "ivfpq").want_params["m"] == 48
+    assert FaissVectors.create(1024, "ivfpq").want_params["m"] == 32
+    assert FaissVectors.create(32, "ivfpq").want_params["m"] == 32
+
+
+def _saved(vectors: FaissVectors, path) -> str:
+    vectors.save(path)
+    return path
+
+
+def test_hnsw_compacts_past_a_fifth(data):
+    ids, x, q = data
+    vectors = FaissVectors.create(DIM, "hnsw")
+    vectors.add(ids[:3000], x[:3000])
+    vectors.remove(ids[:500])
+    assert vectors.tombstones == 500 and vectors.index.ntotal == 3000
+    vectors.remove(ids[500:700])  # 700 / 3000 > 20%: rebuilt from the live vectors
+    assert vectors.tombstones == 0 and vectors.index.ntotal == vectors.count == 2300
+    assert np.allclose(vectors.reconstruct(ids[700:705]), x[700:705])
+    _, got = vectors.search(q, 10)
+    assert (got > 700).all()
+
+
+def test_ivfpq_and_auto_start_flat(data, monkeypatch):
+    ids, x, _ = data
+    vectors = FaissVectors.create(DIM, "ivfpq", m=16)
+    vectors.add(ids[:5000], x[:5000])
+    assert vectors.kind == "flat" and vectors.settings["index_choice"] == "ivfpq"
+    vectors.add(ids[5000:10000], x[5000:10000])
+    assert vectors.kind == "ivfpq" and vectors.count == 10000 and vectors.params["nlist"] >= 16
+    monkeypatch.setattr(vmod, "AUTO_HNSW_AT", 2000)
+    auto = FaissVectors.create(DIM, "auto")
+    auto.add(ids[:1000], x[:1000])
+    assert auto.kind == "flat"
+    auto.add(ids[1000:2500], x[1000:2500])
+    assert auto.kind == "hnsw" and auto.count == 2500
+    assert auto.settings == {"index_type": "hnsw", "index_choice": "auto", "index_params": vmod.DEFAULT_PARAMS["hnsw"]}
+
+
+def test_unknown_type_and_params():
+    with pytest.raises(BadInput):
+        FaissVectors.create(DIM, "lsh")
+    with pytest.raises(BadInput):
+        FaissVectors.create(DIM, "hnsw", nprobe=3)
+    with pytest.raises(BadInput):
+        Index("x", index_type="annoy")
+
+
+@pytest.fixture()
+def corpus(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for i in range(12):
+        (folder / f"doc{i}.txt").write_text(f"Document {i} about topic {i % 3}. " * 40)
+    return folder
+
+
+def test_cli_ingest_hnsw_end_to_end(corpus, tmp_path, small_bert):
+    index_dir = str(tmp_path / "index")
+    runner = CliRunner()
+    base = ["--index", index_dir, "--model", str(small_bert), "--device", "cpu"]
+    result = runner.invoke(main, ["ingest", str(corpus), *base, "--index-type", "hnsw", "--chunk-tokens", "32"])
+    assert result.exit_code == 0, result.output
+    index = Index(index_dir)
+    assert index.settings["index_type"] == "hnsw" and index.settings["index_choice"] == "hnsw"
+    assert index.vectors.kind == "hnsw"
+    hits = index.search("topic 1", k=5)
+    assert len(hits) == 5
+    assert len(index.search("topic 1", k=5, where=["path:*doc1.txt"])) == 5
+    # a changed and a deleted file: their old vectors become tombstones, never hits
+    (corpus / "doc1.txt").write_text("Completely new words here. " * 30)
+    (corpus / "doc2.txt").unlink()
+    index.close()
+    assert runner.invoke(main, ["ingest", str(corpus), *base]).exit_code == 0
+    index = Index(index_dir)
+    assert verify(index).ok
+    chunk_ids = set(index.catalog.chunk_ids())
+    for hit in index.search("topic 2", k=50):
+        assert hit.chunk_id in chunk_ids and not hit.path.endswith("doc2.txt")
+    info = runner.invoke(main, ["info", "--index", index_dir])
+    assert "hnsw (M=32" in info.output, info.output
+    # another type on an existing index: refused without --rebuild, done with it
+    refused = runner.invoke(main, ["ingest", str(corpus), *base, "--index-type", "flat"])
+    assert refused.exit_code == 1 and "--rebuild" in refused.output
+    rebuilt = runner.invoke(main, ["ingest", str(corpus), *base, "--index-type", "flat", "--rebuild"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert json.loads(runner.invoke(main, ["info", "--index", index_dir, "--json"]).output)["settings"]["index_type"] == "flat"
+
+
+def test_repair_keeps_the_type(corpus, tmp_path, small_bert):
+    index = Index(tmp_path / "index", model=str(small_bert), device="cpu", index_type="hnsw", chunk_tokens=32)
+    index.ingest([corpus])
+    (index.folder / f"vectors.{index.catalog.generation:06d}.faiss").write_bytes(b"broken")
+    assert not verify(index).ok
+    report = repair(index)
+    assert report.ok, report.problems
+    assert index.vectors.kind == "hnsw" and index.settings["index_type"] == "hnsw"
+
+
+def test_legacy_flat_ip_settings_stay_flat(corpus, tmp_path, small_bert):
+    index = Index(tmp_path / "index", model=str(small_bert), device="cpu", chunk_tokens=32)
+    index.ingest([corpus])
+    assert index.settings["index_type"] == "flat" and index.settings["index_choice"] == "auto"
+    with index.catalog.write():
+        index.catalog.put_settings({"index_type": "flat-ip", "index_choice": None, "index_params": None})
+    reopened = Index(index.folder)
+    assert reopened.vectors.kind == "flat" and reopened.vectors.want == "flat"
+    assert len(reopened.search("topic", k=3)) == 3
