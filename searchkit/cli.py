@@ -224,10 +224,11 @@ def similarity(text1, text2, model, pooling, device, dtype, all_metrics, as_json
 @json_option
 @handle_errors
 def info(index_dir, as_json):
-    """What an index holds and how it was built."""
+    """What an index holds and how it was built, and what this machine supports."""
+    from .encoder import machine_facts
     from .index import Index
 
-    data = Index(index_dir).info()
+    data = {**Index(index_dir).info(), "machine": machine_facts()}
     if as_json:
         emit_json(data)
         return
@@ -245,6 +246,10 @@ def info(index_dir, as_json):
                    if s.get("chunking") == "whole" else
                    f"{data['chunks']} ({s.get('chunk_tokens')} tokens, overlap {s.get('chunk_overlap')})"),
     ]
+    m = data["machine"]
+    rows.append(("machine", f"torch {m['torch']}, CPU {m['cpu_capability']} ({m['cpu_threads']} threads, bf16 "
+                            f"{'fast' if m['cpu_bf16_fast'] else 'slow'}), CUDA: {', '.join(m['cuda_devices']) or 'none'}; "
+                            f"auto = {m['auto_device']} {m['auto_dtype']}"))
     run = data.get("last_run")
     if run:
         sm = run["summary"]

@@ -121,3 +121,14 @@ def test_parity_command(runner, tmp_path):
     assert report["passed"] and report["layers"][0]["name"] == "embeddings"
     assert len(report["layers"]) == 7
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_info_reports_the_machine(runner, index_dir):
+    import torch
+
+    info = json.loads(runner.invoke(main, ["info", "--index", str(index_dir), "--json"]).stdout)
+    machine = info["machine"]
+    assert machine["torch"] == torch.__version__
+    assert machine["auto_device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert machine["auto_dtype"] == ("fp16" if torch.cuda.is_available() else "fp32")
+    assert isinstance(machine["cpu_bf16_fast"], bool)
