@@ -297,11 +297,6 @@ class Index:
                 ranked = [rrf([d, lx], int(k)) for d, lx in zip(dense, lexical)]
             return self._hits(ranked)
 
-    def _query_vector(self, query: str) -> np.ndarray:
-        if not isinstance(query, str) or not query.strip():
-            raise BadInput("empty query")
-        return self.encoder.encode([query])
-
     def search_vectors(self, queries: np.ndarray, k: int = 10, *, where=None) -> list[list[Hit]]:
         """Dense hits for query vectors already embedded, (n, dim) -> n lists."""
         _check_k(k)

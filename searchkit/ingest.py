@@ -8,7 +8,7 @@ batch stages of a distributed runner unchanged later.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,8 +145,3 @@ def embed(prepared: Sequence[PreparedFile], encode: Callable[[list[str]], np.nda
     """Vectors for every chunk of the prepared files, in file, document, chunk order."""
     texts = [c["text"] for f in prepared for doc in f.chunks for c in doc]
     return encode(texts)
-
-
-def batched(states: Sequence[FileState], max_files: int) -> Iterator[list[FileState]]:
-    for start in range(0, len(states), max_files):
-        yield list(states[start : start + max_files])
