@@ -2,7 +2,10 @@
 searchkit `Index.search` vs the usual glue, sentence-transformers + a FAISS flat index
 over the same vectors, measured in the same run.
 
-    python bench/search_latency.py --index /tmp/sk_eval/scifact-whole [--queries 300] [--record]
+    python bench/search_latency.py --index /tmp/sk_eval/scifact-whole [--queries 300] [--dtypes fp32,bf16] [--record]
+
+--dtypes: the query encoder's dtypes (the index's vectors stay as built; a bf16 query
+vector is within cosine 0.9999 of the fp32 one).
 
 Build the index first, e.g. `searchkit eval ../shared/data/scifact --index /tmp/sk_eval/scifact-whole`.
 """
@@ -25,13 +28,15 @@ def main() -> None:
     ap.add_argument("--index", required=True)
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("-k", type=int, default=10)
+    ap.add_argument("--dtypes", default="fp32", help="query encoder dtypes, comma-separated")
     ap.add_argument("--record", action="store_true")
     args = ap.parse_args()
 
     from sentence_transformers import SentenceTransformer
 
     queries = scifact_claims(args.queries)
-    index = searchkit.open_index(args.index, device="cpu")
+    dtypes = args.dtypes.split(",")
+    index = searchkit.open_index(args.index, device="cpu", dtype=dtypes[0])
     n = index.vectors.count
     ids = index.vectors.ids()
     peer_index = faiss.IndexIDMap2(faiss.IndexFlatIP(index.vectors.dim))
@@ -44,9 +49,14 @@ def main() -> None:
         return index.catalog.chunks(found[0].tolist())  # the same metadata lookup
 
     rows = [("sentence-transformers + FAISS flat (glue)", latency_ms(glue, queries))]
-    for mode in ("dense", "lexical", "hybrid"):
-        rows.append((f"searchkit Index.search, {mode}", latency_ms(lambda q, m=mode: index.search(q, k=args.k, mode=m), queries)))
-    lines = [f"{n:,} vectors, {len(queries)} SciFact claims, k={args.k}, fp32 on the CPU", "",
+    for dtype in dtypes:
+        ours = index if dtype == dtypes[0] else searchkit.open_index(args.index, device="cpu", dtype=dtype)
+        # lexical embeds nothing: timed once
+        modes = ("dense", "lexical", "hybrid") if dtype == dtypes[0] else ("dense", "hybrid")
+        for mode in modes:
+            rows.append((f"searchkit Index.search, {mode}, {dtype} query",
+                         latency_ms(lambda q, m=mode, i=ours: i.search(q, k=args.k, mode=m), queries)))
+    lines = [f"{n:,} vectors ({index.settings['dtype']}), {len(queries)} SciFact claims, k={args.k}, on the CPU", "",
              "| path | p50 ms | p99 ms |", "|---|---:|---:|"]
     lines += [f"| {name} | {p50:.2f} | {p99:.2f} |" for name, (p50, p99) in rows]
     print("\n".join(lines))

@@ -75,6 +75,17 @@ def embedding_progress():
         yield progress
 
 
+def _name_values(items: tuple[str, ...], option: str) -> dict[str, str]:
+    """NAME=VALUE strings -> a dict (values checked where they are used)."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise click.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint=option)
+        out[name.strip()] = value.strip()
+    return out
+
+
 def emit_json(obj) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False))
 
@@ -110,6 +121,9 @@ def main():
 @click.option("--index-type", type=click.Choice(["auto", "flat", "hnsw", "ivfpq"]), default=None,
               help="Vector index of a new index: flat (exact), hnsw (graph, fast at any size), ivfpq (compressed, "
                    "approximate); auto (default): flat, then hnsw from 30,000 vectors. Changing it needs --rebuild.")
+@click.option("--index-param", "index_params", multiple=True, metavar="NAME=VALUE",
+              help="Vector-index parameter, repeatable: hnsw M, efConstruction, efSearch; ivfpq nlist, m, nbits, "
+                   "nprobe. For a new index or --rebuild; on a built one only efSearch/nprobe (its new default).")
 @click.option("--rebuild", is_flag=True, help="Build the index anew (e.g. with another --model; default its own) "
               "beside the old one, swapped in when complete.")
 # Tuning/testing knob, hidden: commit a generation at least every N chunks (the crash tests
@@ -119,12 +133,13 @@ def main():
 @json_option
 @handle_errors
 def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens, chunk_overlap, rebuild, as_json,
-           commit_chunks, chunking, index_type):
+           commit_chunks, chunking, index_type, index_params):
     """Embed the files under PATHS into the index: new and changed files only."""
     from .index import Index
 
     index = Index(index_dir, model=model, pooling=pooling, device=device, dtype=dtype, layer=layer,
-                  chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, chunking=chunking, index_type=index_type)
+                  chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, chunking=chunking, index_type=index_type,
+                  index_params=_name_values(index_params, "--index-param"))
     with embedding_progress() as progress:
         summary = index.ingest(paths, progress=progress, rebuild=rebuild, commit_chunks=commit_chunks)
     if as_json:
@@ -154,13 +169,19 @@ def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens,
 @click.option("--where", "where", multiple=True, metavar="COND",
               help="Metadata filter, repeatable (ANDed): path:GLOB, type:EXT[,EXT], mtime>DATE, mtime<DATE, "
                    "field.NAME=VALUE (also !=, <, <=, >, >=). E.g. --where 'path:docs/*.md' --where mtime>2024-01-01")
+@click.option("--ef-search", type=click.IntRange(min=1), default=None,
+              help="hnsw indexes: candidates explored per query (more: better recall, slower).")
+@click.option("--nprobe", type=click.IntRange(min=1), default=None,
+              help="ivfpq indexes: inverted lists scanned per query (more: better recall, slower).")
 @json_option
 @handle_errors
-def search(query, index_dir, k, device, dtype, mode, where, as_json):
+def search(query, index_dir, k, device, dtype, mode, where, ef_search, nprobe, as_json):
     """Find the chunks that best answer QUERY (by meaning, by words, or both)."""
     from .index import Index
 
-    hits = Index(index_dir, device=device, dtype=dtype).search(query, k=k, mode=mode, where=list(where) or None)
+    tuning = {name: value for name, value in (("efSearch", ef_search), ("nprobe", nprobe)) if value is not None}
+    index = Index(index_dir, device=device, dtype=dtype, index_params=tuning)
+    hits = index.search(query, k=k, mode=mode, where=list(where) or None)
     if as_json:
         emit_json([asdict(h) for h in hits])
         return

@@ -32,7 +32,7 @@ from .ingest import MAX_FILE_BYTES, PreparedFile, embed, prepare, scan
 from .retrieval import check_mode, fts_query, hybrid_depth, rrf
 from .store.catalog import Catalog
 from .store.folder import CATALOG_FILE, FolderLock, carry_over, exchange, remove_folder
-from .store.vectors import KINDS, FaissVectors, fsync_dir
+from .store.vectors import KINDS, FaissVectors, check_params, fsync_dir
 
 FORMAT_VERSION = 1
 # Settings that must match for vectors to be comparable; dtype may differ (cosine > 0.999).
@@ -138,6 +138,7 @@ class Index:
         chunking: str | None = None,
         encoder: Encoder | None = None,
         index_type: str | None = None,
+        index_params: dict | None = None,
     ):
         self.folder = Path(folder).expanduser()
         self._model, self._device, self._dtype = model, device, dtype
@@ -151,6 +152,10 @@ class Index:
         if index_type not in (None, *INDEX_TYPES):
             raise BadInput(f"--index-type {index_type!r}: expected one of {', '.join(INDEX_TYPES)}")
         self._index_type = index_type
+        # Vector-index parameters (store/vectors.py DEFAULT_PARAMS): all of them for a new
+        # index; on a built one only efSearch / nprobe, which also become its new defaults
+        # when this Index commits.
+        self._index_params = dict(index_params or {})
         self._encoder = encoder
         self._catalog: Catalog | None = None
         self._vectors: FaissVectors | None = None
@@ -200,9 +205,14 @@ class Index:
                     generation = newer
             return self._vectors
 
+    def _params(self, settings: dict) -> dict:
+        """The stored index parameters with this Index's overrides, checked."""
+        stored = settings.get("index_params") or {}
+        return {**stored, **check_params(index_choice(settings), self._index_params, stored)}
+
     def _load_vectors(self, generation: int) -> FaissVectors:
         settings = self.settings
-        choice, params = index_choice(settings), settings.get("index_params") or {}
+        choice, params = index_choice(settings), self._params(settings)
         if generation == 0:
             return FaissVectors.create(int(settings.get("dim") or self.encoder.dim), choice, **params)
         path = vectors_path(self.folder, generation)
@@ -339,6 +349,46 @@ class Index:
             results.append(hits)
         return results
 
+    # -- committing a generation ---------------------------------------------------------
+
+    def publish(self, vectors: FaissVectors, catalog_changes: Callable[[], None], settings: dict) -> int:
+        """Commit `vectors` as the next generation, with `catalog_changes()` and `settings`
+        in the same SQLite transaction. The caller holds the write lock.
+
+        Order: vectors.<g+1>.faiss saved durably first, then one transaction records the
+        generation, the file's sha256 and the changes; the old file goes last. A crash or
+        an error at any point leaves generation g whole (the next writer sweeps a stray
+        file). Returns the new generation.
+        """
+        catalog = self.catalog
+        old = catalog.generation
+        generation = old + 1
+        try:
+            digest = vectors.save(vectors_path(self.folder, generation))
+            _crash_point("after-vectors-save", generation)
+            with catalog.write():
+                catalog_changes()
+                catalog.put_settings({**settings, "generation": generation, "vectors_sha256": digest,
+                                      **vectors.settings})
+                _crash_point("before-sqlite-commit", generation)
+        except BaseException:
+            # Back to the last committed state: drop our file, unless the catalog did commit
+            # it (Ctrl-C can land just after SQLite's COMMIT, on the way out of the `with`).
+            self._vectors, self._generation = None, -1
+            try:
+                if catalog.db.conn.in_transaction:
+                    catalog.db.conn.rollback()  # interrupted before its COMMIT ran
+                committed = catalog.generation == generation
+            except Exception:
+                committed = True  # unknown: a stale file is harmless, a missing live one is not
+            if not committed:
+                vectors_path(self.folder, generation).unlink(missing_ok=True)
+            raise
+        _crash_point("after-sqlite-commit", generation)
+        self._vectors, self._generation = vectors, generation
+        vectors_path(self.folder, old).unlink(missing_ok=True)
+        return generation
+
     # -- ingesting ---------------------------------------------------------------------------
 
     def ingest(
@@ -428,6 +478,7 @@ class Index:
             if self._index_type and self._index_type != index_choice(stored):
                 raise BadInput(f"{self.folder}: built with --index-type {index_choice(stored)}, not {self._index_type}; "
                                "re-ingest with --rebuild to change it")
+            self._params(stored)  # refuse build-time changes before any work
             return stored
         if self._chunking == "whole":
             return self._put_new_settings(encoder, {"chunking": "whole", "chunk_tokens": None, "chunk_overlap": None})
@@ -444,7 +495,7 @@ class Index:
         settings = {
             **encoder.settings(),
             **chunking,
-            **FaissVectors.create(encoder.dim, self._index_type or "auto").settings,
+            **self._new_vectors(encoder.dim).settings,
             "format": FORMAT_VERSION,
             "searchkit_version": __version__,
             "created_at": time.time(),
@@ -456,6 +507,10 @@ class Index:
             catalog.put_settings(settings)
         return settings
 
+    def _new_vectors(self, dim: int) -> FaissVectors:
+        choice = self._index_type or "auto"
+        return FaissVectors.create(dim, choice, **check_params(choice, self._index_params))
+
     def _create_catalog(self, encoder: Encoder) -> None:
         """A new catalog, made whole before it appears: schema and settings are written to
         `catalog.db.new`, which is then renamed into place. So a `catalog.db` always holds
@@ -464,7 +519,7 @@ class Index:
         for path in self.folder.glob(CATALOG_FILE + ".new*"):
             path.unlink()
         if self._numbering.get("generation"):  # a rebuild's first generation: empty vectors
-            empty = FaissVectors.create(encoder.dim, self._index_type or "auto")
+            empty = self._new_vectors(encoder.dim)
             self._numbering["vectors_sha256"] = empty.save(vectors_path(self.folder, self._numbering["generation"]))
         self._catalog = Catalog(tmp, create=True)
         try:
@@ -512,6 +567,7 @@ class Index:
             chunking=self._chunking,
             encoder=self._encoder,
             index_type=self._index_type or index_choice(stored),
+            index_params=self._index_params,  # the defaults, but for those given now
         )
         fresh._numbering = {"generation": int(stored.get("generation") or 0),
                             "next_chunk_id": int(stored.get("next_chunk_id") or 1)}
@@ -595,44 +651,27 @@ class _Writer:
         if not self.files and not self.removed_files:
             return
         index, catalog = self.index, self.index.catalog
-        old_generation = catalog.generation
-        generation = old_generation + 1
         vectors = index.vectors
         removed_ids = np.array(catalog.chunk_ids_of_files(self.removed_files), dtype=np.int64)
         new_ids = np.concatenate([ids for _, ids in self.files]) if self.files else np.zeros(0, np.int64)
+
+        def record_in_catalog() -> None:
+            catalog.remove_files(self.removed_files)
+            for f, ids in self.files:
+                file_row = {"path": str(f.state.path), "sha256": f.state.sha256, "size": f.state.size,
+                            "mtime": f.state.mtime, "reader": f.reader}
+                it = iter(ids.tolist())
+                docs = [(d, [{**c, "id": next(it)} for c in chunks]) for d, chunks in zip(f.documents, f.chunks)]
+                catalog.add_file(file_row, docs)
+
         try:
             vectors.remove(removed_ids)
             if len(new_ids):
                 vectors.add(new_ids, np.concatenate(self.vectors))
-            digest = vectors.save(vectors_path(index.folder, generation))
-            _crash_point("after-vectors-save", generation)
-            with catalog.write():
-                catalog.remove_files(self.removed_files)
-                for f, ids in self.files:
-                    file_row = {"path": str(f.state.path), "sha256": f.state.sha256, "size": f.state.size,
-                                "mtime": f.state.mtime, "reader": f.reader}
-                    it = iter(ids.tolist())
-                    docs = [(d, [{**c, "id": next(it)} for c in chunks]) for d, chunks in zip(f.documents, f.chunks)]
-                    catalog.add_file(file_row, docs)
-                catalog.put_settings({"generation": generation, "next_chunk_id": self.next_id,
-                                      "vectors_sha256": digest, **vectors.settings})
-                _crash_point("before-sqlite-commit", generation)
         except BaseException:
-            # Back to the last committed state: drop our file, unless the catalog did commit
-            # it (Ctrl-C can land just after SQLite's COMMIT, on the way out of the `with`).
-            index._vectors, index._generation = None, -1
-            try:
-                if catalog.db.conn.in_transaction:
-                    catalog.db.conn.rollback()  # interrupted before its COMMIT ran
-                committed = catalog.generation == generation
-            except Exception:
-                committed = True  # unknown: a stale file is harmless, a missing live one is not
-            if not committed:
-                vectors_path(index.folder, generation).unlink(missing_ok=True)
+            index._vectors, index._generation = None, -1  # the in-memory copy is half-changed
             raise
-        _crash_point("after-sqlite-commit", generation)
-        index._generation = generation
-        vectors_path(index.folder, old_generation).unlink(missing_ok=True)
+        index.publish(vectors, record_in_catalog, {"next_chunk_id": self.next_id})
         s = self.summary
         s.chunks_added += len(new_ids)
         s.chunks_removed += len(removed_ids)

@@ -153,15 +153,8 @@ def repair(index: Index) -> VerifyReport:
             vectors.add(np.array(lacking, dtype=np.int64), index.encoder.encode(texts))
             # re-embedded from the text, never reconstructed (ivfpq's reconstructions are approximate)
             repaired.append(f"embedded {len(lacking)} chunks that had no vector")
-        old = catalog.generation
-        new = old + 1
-        digest = vectors.save(vectors_path(index.folder, new))
-        next_id = max(chunk_ids, default=0) + 1
-        with catalog.write():
-            catalog.put_settings({"generation": new, "vectors_sha256": digest, **vectors.settings,
-                                  "next_chunk_id": max(next_id, int(catalog.settings().get("next_chunk_id", 1)))})
-        vectors_path(index.folder, old).unlink(missing_ok=True)
-        index._vectors, index._generation = vectors, new
+        next_id = max(max(chunk_ids, default=0) + 1, int(catalog.settings().get("next_chunk_id", 1)))
+        index.publish(vectors, lambda: None, {"next_chunk_id": next_id})
     after = verify(index)
     after.repaired = repaired
     return after

@@ -221,3 +221,38 @@ def test_legacy_flat_ip_settings_stay_flat(corpus, tmp_path, small_bert):
     reopened = Index(index.folder)
     assert reopened.vectors.kind == "flat" and reopened.vectors.want == "flat"
     assert len(reopened.search("topic", k=3)) == 3
+
+
+def test_cli_index_params(corpus, tmp_path, small_bert):
+    index_dir = str(tmp_path / "index")
+    runner = CliRunner()
+    base = ["--index", index_dir, "--model", str(small_bert), "--device", "cpu"]
+    new = ["ingest", str(corpus), *base, "--index-type", "hnsw", "--chunk-tokens", "32"]
+    # refused before anything is written: unknown name, bad value, malformed
+    for bad, message in ((["--index-param", "nprobe=4"], "not one of a hnsw index's"),
+                         (["--index-param", "M=0"], "must be at least 1"),
+                         (["--index-param", "M=lots"], "expected a whole number"),
+                         (["--index-param", "M"], "expected NAME=VALUE")):
+        result = runner.invoke(main, [*new, *bad])
+        assert result.exit_code != 0 and message in result.output, result.output
+        assert not (tmp_path / "index" / "catalog.db").exists()
+    built = runner.invoke(main, [*new, "--index-param", "M=12", "--index-param", "efSearch=40"])
+    assert built.exit_code == 0, built.output
+    index = Index(index_dir)
+    assert index.settings["index_params"] == {"M": 12, "efConstruction": 80, "efSearch": 40}
+    assert index.vectors._inner().hnsw.efSearch == 40
+    # efSearch may change on a built index (and is recorded at the next commit); M may not
+    (corpus / "doc0.txt").write_text("Fresh words about topic 0. " * 30)
+    changed = runner.invoke(main, ["ingest", str(corpus), *base, "--index-param", "efSearch=64"])
+    assert changed.exit_code == 0, changed.output
+    assert Index(index_dir).settings["index_params"]["efSearch"] == 64
+    refused = runner.invoke(main, ["ingest", str(corpus), *base, "--index-param", "M=16"])
+    assert refused.exit_code == 1 and "built with M=12" in refused.output and "--rebuild" in refused.output
+    # search-time overrides, for this search only
+    searched = runner.invoke(main, ["search", "topic 1", "--index", index_dir, "--ef-search", "7", "--json"])
+    assert searched.exit_code == 0 and len(json.loads(searched.output)) == 10
+    tuned = Index(index_dir, index_params={"efSearch": 7})
+    assert tuned.vectors._inner().hnsw.efSearch == 7
+    assert Index(index_dir).settings["index_params"]["efSearch"] == 64
+    wrong = runner.invoke(main, ["search", "topic 1", "--index", index_dir, "--nprobe", "3"])
+    assert wrong.exit_code == 1 and "not one of a hnsw index's" in wrong.output

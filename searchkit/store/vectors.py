@@ -53,6 +53,33 @@ EXACT_FILTER = 50_000  # a where-filter allowing at most this many ids: exact se
 LIVE = faiss.IDSelectorRange(0, 2**62)  # chunk ids are positive; tombstones are labelled -1
 
 
+SEARCH_PARAMS = ("efSearch", "nprobe")  # may change on a built index; the rest need a rebuild
+
+
+def check_params(choice: str, params: dict, built: dict | None = None) -> dict:
+    """Validate user-given `params` for an index of `choice` (a kind or "auto", which takes
+    hnsw's). `built`: the parameters an existing index was built with, which only
+    SEARCH_PARAMS may differ from. Returns `params` with int values."""
+    kind = "hnsw" if choice == "auto" else choice
+    allowed = DEFAULT_PARAMS[kind]
+    out = {}
+    for name, value in params.items():
+        if name not in allowed:
+            known = ", ".join(allowed) or "none"
+            raise BadInput(f"index parameter {name!r}: not one of a {kind} index's ({known})")
+        try:
+            out[name] = int(value)
+        except (TypeError, ValueError):
+            raise BadInput(f"index parameter {name}={value!r}: expected a whole number") from None
+        if out[name] < 1:
+            raise BadInput(f"index parameter {name}={value}: must be at least 1")
+        was = (built or {}).get(name)
+        if name not in SEARCH_PARAMS and was is not None and int(was) != out[name]:
+            raise BadInput(f"index parameter {name}={out[name]}: this index was built with {name}={was}; "
+                           "changing it needs --rebuild")
+    return out
+
+
 def params_for(kind: str, params: dict | None = None) -> dict:
     """The full parameter set of `kind`: defaults overridden by `params`."""
     if kind not in KINDS:
