@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from searchkit.encoder import Encoder
+from searchkit.models import _common
 from searchkit.parity import DEFAULT_TEXTS, compare
 
 transformers = pytest.importorskip("transformers", reason="parity needs transformers (searchkit[parity])")
@@ -26,7 +27,18 @@ def reference(minilm):
     return transformers.AutoModel.from_pretrained(str(minilm.path), dtype=torch.float32).eval()
 
 
-def test_every_hidden_state_matches_transformers_on_a_padded_batch(minilm, reference):
+@pytest.fixture(params=["fused", "plain"])
+def linear_path(request, monkeypatch):
+    """Both paths of models._common.Dense: oneDNN-fused (the default on CPUs that have
+    it) and plain F.linear (elsewhere, or SEARCHKIT_ONEDNN=0)."""
+    if request.param == "plain":
+        monkeypatch.setattr(_common, "_onednn_dtypes", lambda: frozenset())
+    elif torch.float32 not in _common._onednn_dtypes():
+        pytest.skip("this torch build has no oneDNN")
+    return request.param
+
+
+def test_every_hidden_state_matches_transformers_on_a_padded_batch(minilm, reference, linear_path):
     texts = EIGHT + DEFAULT_TEXTS
     ids = minilm.tokenize(texts)
     assert len({len(x) for x in ids}) > 3  # mixed lengths: padding is exercised
@@ -39,6 +51,18 @@ def test_every_hidden_state_matches_transformers_on_a_padded_batch(minilm, refer
     real = batch.attention_mask.bool()
     for i, (a, b) in enumerate(zip(ours, ref)):
         assert (a[real] - b[real]).abs().max().item() <= 1e-5, f"hidden state {i}"
+
+
+def test_fused_path_is_taken_on_the_cpu(minilm):
+    if torch.float32 not in _common._onednn_dtypes():
+        pytest.skip("this torch build has no oneDNN")
+    batch = minilm._pad(minilm.tokenize(EIGHT), np.arange(len(EIGHT)))
+    with torch.profiler.profile() as prof:
+        minilm.hidden_states(batch)
+    names = [e.name for e in prof.events()]
+    # each layer's four projections (the two with the residual add are the op's .binary overload)
+    assert names.count("mkldnn::_linear_pointwise") == 4 * 6
+    assert "aten::addmm" not in names and "aten::gelu" not in names
 
 
 def test_parity_report_passes_and_pooled_cosine(minilm, reference):

@@ -6,6 +6,8 @@ plain top-to-bottom read.
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 
@@ -39,6 +41,66 @@ def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     except KeyError:
         known = ", ".join(sorted(ACTIVATIONS))
         raise ModelLoadError(f"unsupported activation {name!r} (known: {known})") from None
+
+
+# Activations oneDNN can apply inside its matmul: config name -> (attr, algorithm).
+ONEDNN_ACTIVATIONS = {
+    "gelu": ("gelu", "none"),  # erf
+    "gelu_new": ("gelu", "tanh"),
+    "gelu_pytorch_tanh": ("gelu", "tanh"),
+    "gelu_fast": ("gelu", "tanh"),
+    "relu": ("relu", ""),
+}
+ONEDNN_ENV = "SEARCHKIT_ONEDNN"  # "0": plain F.linear everywhere (A/B benchmarks, debugging)
+
+
+@functools.cache
+def _onednn_dtypes() -> frozenset:
+    """The dtypes for which the fused CPU path is taken (none without oneDNN)."""
+    if os.environ.get(ONEDNN_ENV, "1") == "0" or not torch.backends.mkldnn.is_available():
+        return frozenset()
+    try:
+        linear = torch.ops.mkldnn._linear_pointwise  # noqa: F841  (private: absent in some builds)
+        bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return frozenset()
+    return frozenset({torch.float32, torch.bfloat16} if bf16 else {torch.float32})
+
+
+class Dense(nn.Linear):
+    """nn.Linear followed by an optional activation or residual add.
+
+    On the CPU (fp32/bf16, frozen weights as `load_model` gives) one oneDNN call does the matmul, the bias and the
+    activation or residual add in one pass over the output instead of three. Measured on
+    MiniLM's MLP (2048 tokens, 384 -> 1536, GELU): 13.1 -> 8.4 ms in bf16, 28.2 -> 14.7 ms
+    in fp32 (bench/encoder_speed.py has the end-to-end figures). Its fp32 sums run in
+    another order than MKL's: |Δ| of a few 1e-6, within the parity tolerance.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, act: str | None = None):
+        super().__init__(in_features, out_features, bias=bias)
+        self.act_name = act
+        self.act = activation(act) if act else None
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        fused = (
+            x.dtype in _onednn_dtypes()
+            and x.device.type == "cpu"
+            and not (x.requires_grad or self.weight.requires_grad)  # the fused op has no backward
+            and self.weight.dtype == x.dtype
+            and (self.act_name is None or self.act_name in ONEDNN_ACTIVATIONS)
+        )
+        if fused:
+            x = x.contiguous()
+            if residual is not None and self.act is None:
+                return torch.ops.mkldnn._linear_pointwise.binary(x, residual.contiguous(), self.weight, self.bias, "add")
+            attr, algorithm = ONEDNN_ACTIVATIONS[self.act_name] if self.act_name else ("none", "")
+            y = torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, attr, [], algorithm)
+        else:
+            y = F.linear(x, self.weight, self.bias)
+            if self.act is not None:
+                y = self.act(y)
+        return y if residual is None else residual + y
 
 
 def key_padding_mask(attention_mask: torch.Tensor) -> torch.Tensor | None:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._common import (
+    Dense,
     activation,
     check_heads,
     embedding,
@@ -85,8 +86,8 @@ class BertAttention(nn.Module):
     def __init__(self, c: BertConfig):
         super().__init__()
         self.num_heads = c.num_heads
-        self.qkv = nn.Linear(c.hidden_size, 3 * c.hidden_size)  # query|key|value fused at load
-        self.output = nn.Linear(c.hidden_size, c.hidden_size)
+        self.qkv = Dense(c.hidden_size, 3 * c.hidden_size)  # query|key|value fused at load
+        self.output = Dense(c.hidden_size, c.hidden_size)
         self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -95,21 +96,20 @@ class BertAttention(nn.Module):
         q, k, v = self.qkv(x).view(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, D)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, D)
         y = y.transpose(1, 2).reshape(B, T, C)
-        return self.LayerNorm(x + self.output(y))
+        return self.LayerNorm(self.output(y, residual=x))
 
 
 class BertLayer(nn.Module):
     def __init__(self, c: BertConfig):
         super().__init__()
         self.attention = BertAttention(c)
-        self.intermediate = nn.Linear(c.hidden_size, c.intermediate_size)
-        self.act = activation(c.hidden_act)
-        self.output = nn.Linear(c.intermediate_size, c.hidden_size)
+        self.intermediate = Dense(c.hidden_size, c.intermediate_size, act=c.hidden_act)
+        self.output = Dense(c.intermediate_size, c.hidden_size)
         self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         x = self.attention(x, mask)
-        return self.LayerNorm(x + self.output(self.act(self.intermediate(x))))
+        return self.LayerNorm(self.output(self.intermediate(x), residual=x))
 
 
 class BertModel(nn.Module):

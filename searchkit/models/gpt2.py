@@ -23,6 +23,7 @@ from torch import nn
 
 from ..errors import BadInput, ModelLoadError
 from ._common import (
+    Dense,
     activation,
     check_heads,
     embedding,
@@ -75,10 +76,10 @@ class GPT2Attention(nn.Module):
         self.scale = (c.hidden_size // c.num_heads) ** -0.5 if c.scale_attn_weights else 1.0
         if c.scale_attn_by_inverse_layer_idx:
             self.scale /= index + 1
-        self.c_attn = nn.Linear(c.hidden_size, 3 * c.hidden_size)  # query|key|value
-        self.c_proj = nn.Linear(c.hidden_size, c.hidden_size)
+        self.c_attn = Dense(c.hidden_size, 3 * c.hidden_size)  # query|key|value
+        self.c_proj = Dense(c.hidden_size, c.hidden_size)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, residual: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
         H = self.num_heads
         q, k, v = self.c_attn(x).view(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, D)
@@ -86,18 +87,17 @@ class GPT2Attention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.scale)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale)
-        return self.c_proj(y.transpose(1, 2).reshape(B, T, C))  # y: (B, H, T, D)
+        return self.c_proj(y.transpose(1, 2).reshape(B, T, C), residual=residual)  # y: (B, H, T, D)
 
 
 class GPT2MLP(nn.Module):
     def __init__(self, c: GPT2Config):
         super().__init__()
-        self.c_fc = nn.Linear(c.hidden_size, c.intermediate_size)
-        self.act = activation(c.activation_function)
-        self.c_proj = nn.Linear(c.intermediate_size, c.hidden_size)
+        self.c_fc = Dense(c.hidden_size, c.intermediate_size, act=c.activation_function)
+        self.c_proj = Dense(c.intermediate_size, c.hidden_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c_proj(self.act(self.c_fc(x)))  # (B, T, C)
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.c_proj(self.c_fc(x), residual=residual)  # residual + MLP(x): (B, T, C)
 
 
 class GPT2Block(nn.Module):
@@ -109,8 +109,8 @@ class GPT2Block(nn.Module):
         self.mlp = GPT2MLP(c)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), mask)
-        return x + self.mlp(self.ln_2(x))
+        x = self.attn(self.ln_1(x), mask, residual=x)  # x + Attn(ln_1(x))
+        return self.mlp(self.ln_2(x), residual=x)
 
 
 def causal_padding_mask(attention_mask: torch.Tensor) -> torch.Tensor | None:

@@ -28,6 +28,7 @@ from torch import nn
 
 from ..errors import ModelLoadError
 from ._common import (
+    Dense,
     Packing,
     activation,
     check_heads,
@@ -179,10 +180,11 @@ class ModernBertAttention(nn.Module):
         super().__init__()
         self.num_heads = c.num_heads
         # query|key|value fused, as the checkpoint stores them
-        self.Wqkv = nn.Linear(c.hidden_size, 3 * c.hidden_size, bias=c.attention_bias)
-        self.Wo = nn.Linear(c.hidden_size, c.hidden_size, bias=c.attention_bias)
+        self.Wqkv = Dense(c.hidden_size, 3 * c.hidden_size, bias=c.attention_bias)
+        self.Wo = Dense(c.hidden_size, c.hidden_size, bias=c.attention_bias)
 
-    def forward(self, x: torch.Tensor, rope: Rope, mask: torch.Tensor | None, packing: Packing):
+    def forward(self, x: torch.Tensor, rope: Rope, mask: torch.Tensor | None, packing: Packing,
+                residual: torch.Tensor):
         N, C = x.shape
         H, B, T = self.num_heads, packing.batch, packing.seqlen
         q, k, v = self.Wqkv(x).view(N, 3, H, C // H).unbind(1)  # 3 x (N, H, D)
@@ -192,19 +194,19 @@ class ModernBertAttention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, D)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, T, D)
         y = packing.pack(y.transpose(1, 2).reshape(B, T, C))  # (N, C)
-        return self.Wo(y)
+        return self.Wo(y, residual=residual)
 
 
 class ModernBertMLP(nn.Module):
     def __init__(self, c: ModernBertConfig):
         super().__init__()
-        self.Wi = nn.Linear(c.hidden_size, 2 * c.intermediate_size, bias=c.mlp_bias)  # input|gate
+        self.Wi = Dense(c.hidden_size, 2 * c.intermediate_size, bias=c.mlp_bias)  # input|gate
         self.act = activation(c.hidden_act)
-        self.Wo = nn.Linear(c.intermediate_size, c.hidden_size, bias=c.mlp_bias)
+        self.Wo = Dense(c.intermediate_size, c.hidden_size, bias=c.mlp_bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         inp, gate = self.Wi(x).chunk(2, dim=-1)  # 2 x (N, I): the first half goes through act
-        return self.Wo(self.act(inp) * gate)  # (N, C)
+        return self.Wo(self.act(inp) * gate, residual=residual)  # residual + MLP(x): (N, C)
 
 
 class ModernBertLayer(nn.Module):
@@ -221,8 +223,8 @@ class ModernBertLayer(nn.Module):
         self.mlp = ModernBertMLP(c)
 
     def forward(self, x: torch.Tensor, rope: Rope, mask: torch.Tensor | None, packing: Packing):
-        x = x + self.attn(self.attn_norm(x), rope, mask, packing)  # (N, C)
-        return x + self.mlp(self.mlp_norm(x))
+        x = self.attn(self.attn_norm(x), rope, mask, packing, residual=x)  # x + Attn(norm(x)): (N, C)
+        return self.mlp(self.mlp_norm(x), residual=x)
 
 
 class ModernBertModel(nn.Module):
