@@ -65,7 +65,9 @@ def main() -> None:
         lines.append(f"| searchkit {dtype} | {p50:.2f} | {p99:.2f} |")
 
     print("\n".join(lines))
-    print(f"\n(torch threads {torch.get_num_threads()}; best of {args.repeat} runs per throughput figure)")
+    lines += ["", f"torch threads {torch.get_num_threads()}; tokens/s: best of {args.repeat} runs; "
+              "latency: the best of 3 passes over the queries (p50 and p99 of that pass)"]
+    print("\n".join(lines[-1:]))
     if args.record:
         record("Encoder throughput and latency, all-MiniLM-L6-v2", lines)
 

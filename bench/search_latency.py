@@ -58,7 +58,8 @@ def main() -> None:
                          latency_ms(lambda q, m=mode, i=ours: i.search(q, k=args.k, mode=m), queries)))
     lines = [f"{n:,} vectors ({index.settings['dtype']}), {len(queries)} SciFact claims, k={args.k}, on the CPU", "",
              "| path | p50 ms | p99 ms |", "|---|---:|---:|"]
-    lines += [f"| {name} | {p50:.2f} | {p99:.2f} |" for name, (p50, p99) in rows]
+    footer = ["", "p50/p99 from the best of 3 passes over the queries (the least disturbed by other load)."]
+    lines += [f"| {name} | {p50:.2f} | {p99:.2f} |" for name, (p50, p99) in rows] + footer
     print("\n".join(lines))
     if args.record:
         record("Query latency, model loaded", lines)

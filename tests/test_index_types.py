@@ -256,3 +256,21 @@ def test_cli_index_params(corpus, tmp_path, small_bert):
     assert Index(index_dir).settings["index_params"]["efSearch"] == 64
     wrong = runner.invoke(main, ["search", "topic 1", "--index", index_dir, "--nprobe", "3"])
     assert wrong.exit_code == 1 and "not one of a hnsw index's" in wrong.output
+
+
+def test_few_queries_search_on_one_faiss_thread_and_restore_it(built, data, monkeypatch):
+    kind, vectors, _ = built
+    _, _, q = data
+    seen = []
+    search = vectors._search
+
+    def spy(*args):
+        seen.append(vmod.faiss.omp_get_max_threads())
+        return search(*args)
+
+    monkeypatch.setattr(vectors, "_search", spy)
+    before = vmod.faiss.omp_get_max_threads()
+    one = vectors.search(q[:1], 10)
+    many = vectors.search(np.repeat(q[:1], vmod.SERIAL_BELOW, axis=0), 10)
+    assert seen == [1, before] and vmod.faiss.omp_get_max_threads() == before
+    np.testing.assert_array_equal(one[1][0], many[1][0])

@@ -4,9 +4,9 @@ The index is an `IndexIDMap2` over an inner-product index: ids stay attached to 
 vectors across removals (a plain Flat index would shift every id above a removed one).
 Three kinds (`KINDS`):
 
-- `flat`: `IndexFlatIP`, exact. A single query scans every vector: 15.5 ms p50 per 100k
-  vectors × 384 dims with FAISS's default 2 threads here (7 ms on one), so it is the
-  default only while an index is small (`AUTO_HNSW_AT`).
+- `flat`: `IndexFlatIP`, exact. A single query scans every vector: 7 ms p50 per 100k
+  vectors × 384 dims on one FAISS thread here, so it is the default only while an index
+  is small (`AUTO_HNSW_AT`).
 - `hnsw`: `IndexHNSWFlat` (graph over the raw vectors), approximate, fast at any size.
   HNSW cannot remove a vector: a removed id becomes a *tombstone*, its slot's label in
   the IDMap's `id_map` set to -1, so it is saved in the same file (same generation)
@@ -50,6 +50,12 @@ AUTO_HNSW_AT = 30_000
 IVF_MIN_TRAIN = 10_000  # PQ's 256 centroids per sub-quantiser want ≥ 39·256 training vectors
 COMPACT_AT = 0.2  # rebuild an HNSW graph once this share of its slots are tombstones
 EXACT_FILTER = 50_000  # a where-filter allowing at most this many ids: exact search among them
+# Below this many queries FAISS runs on one thread. Its OpenMP threads (FAISS ships its own
+# libgomp, apart from torch's) spin after a parallel search and take the cores from the
+# next query's forward pass: on 2 cores, embed + search of one query took 18.1 ms against
+# 10.4 ms for the embedding alone, and one thread scans a 300k flat index in 19.9 ms
+# against 44 ms on two. From 20 queries on FAISS uses BLAS, where threads pay.
+SERIAL_BELOW = 20
 LIVE = faiss.IDSelectorRange(0, 2**62)  # chunk ids are positive; tombstones are labelled -1
 
 
@@ -305,11 +311,25 @@ class FaissVectors:
     def search(self, queries: np.ndarray, k: int, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query; ids are -1 where fewer than k vectors exist.
 
+        Fewer than `SERIAL_BELOW` queries run on one FAISS thread (see there).
+        """
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        if len(queries) >= SERIAL_BELOW:
+            return self._search(queries, k, ids)
+        before = faiss.omp_get_max_threads()  # OpenMP settings are per calling thread
+        faiss.omp_set_num_threads(1)
+        try:
+            return self._search(queries, k, ids)
+        finally:
+            faiss.omp_set_num_threads(before)
+
+    def _search(self, queries: np.ndarray, k: int, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """`search` on float32 (Q, dim) queries.
+
         With `ids`, only those vectors are candidates: flat scans all and skips the others,
         so no hit is lost to the filter; hnsw searches the few (≤ `EXACT_FILTER`) exactly
         among their raw vectors, and widens its beam for the many; ivfpq probes more lists
         the fewer the ids (all of them for ≤ `EXACT_FILTER`)."""
-        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         live = self.count
         if ids is None:
             k = max(1, min(int(k), max(live, 1)))
