@@ -436,6 +436,9 @@ class Index:
                 files_unchanged=found.unchanged,
                 skipped=[{"path": p, "reason": r} for p, r in found.skipped],
             )
+            if found.touched:
+                with catalog.write():
+                    catalog.touch_files([(s.old_id, s.size, s.mtime) for s in found.touched])
             writer = _Writer(self, settings, summary)
             writer.remove([row["id"] for row in found.removed])
             summary.files_removed = len(found.removed)

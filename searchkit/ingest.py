@@ -37,6 +37,7 @@ class Scan:
     new: list[FileState] = field(default_factory=list)
     changed: list[FileState] = field(default_factory=list)
     unchanged: int = 0
+    touched: list[FileState] = field(default_factory=list)  # new mtime, same content
     removed: list[dict] = field(default_factory=list)  # catalog rows of files that are gone
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     seen: int = 0
@@ -96,6 +97,7 @@ def scan(paths: Sequence[str | Path], known: dict[str, dict], max_bytes: int = M
             continue
         if state.sha256 == row["sha256"]:
             result.unchanged += 1  # touched, not changed
+            result.touched.append(state)
         else:
             result.changed.append(state)
     # A file skipped this time (now unreadable, say) keeps its old chunks: nothing is lost.

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from index_helpers import chunks_of, generation, ingest_args, query, verify_ok, write_corpus
 
+import searchkit.ingest as ingest_module
 from searchkit.cli import main
 from searchkit.encoder import Encoder
 
@@ -65,7 +66,7 @@ def test_rerun_with_nothing_changed_encodes_nothing(built, small_bert, encoded):
     assert chunk_ids_by_path(index) == before and generation(index) == gen  # nothing rewritten
 
 
-def test_touched_but_same_content_is_unchanged(built, small_bert, encoded):
+def test_touched_but_same_content_is_unchanged(built, small_bert, encoded, monkeypatch):
     corpus, index = built
     before = chunk_ids_by_path(index)
     for path in corpus.iterdir():
@@ -75,6 +76,11 @@ def test_touched_but_same_content_is_unchanged(built, small_bert, encoded):
     assert encoded == []
     assert summary["files_unchanged"] == len(NAMES) and summary["files_updated"] == 0
     assert chunk_ids_by_path(index) == before
+    # the new mtimes are recorded: the next run decides by size and mtime, hashing nothing
+    hashed = []
+    monkeypatch.setattr(ingest_module, "sha256_file", lambda path: hashed.append(path))
+    summary = ingest(*ingest_args(corpus, index, small_bert))
+    assert summary["files_unchanged"] == len(NAMES) and hashed == []
 
 
 def test_rerun_embeds_only_new_and_changed_and_drops_deleted(built, small_bert, encoded, tmp_path):

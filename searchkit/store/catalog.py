@@ -258,6 +258,12 @@ class Catalog:
             self.db.execute(f"DELETE FROM documents WHERE file_id IN ({marks})", part)
             self.db.execute(f"DELETE FROM files WHERE id IN ({marks})", part)
 
+    def touch_files(self, stats: Sequence[tuple[int, int, float]]) -> None:
+        """Record the new (size, mtime) of files whose content did not change, so the next
+        scan skips them without hashing: (file id, size, mtime) triples."""
+        for file_id, size, mtime in stats:
+            self.db["files"].update(file_id, {"size": size, "mtime": mtime})
+
     def add_file(self, file: dict, documents: Sequence[tuple[dict, Sequence[dict]]]) -> None:
         """Insert one file row, its documents and their chunks (chunk ids given by the caller)."""
         file_id = self.db["files"].insert({**file, "ingested_at": time.time()}).last_pk
