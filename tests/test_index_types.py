@@ -19,8 +19,9 @@ from searchkit.verify import repair, verify
 DIM = 384
 N = 12_000  # ivfpq trains from IVF_MIN_TRAIN (10,000) vectors
 # recall@10 against exact search, at the default efSearch / nprobe; ivfpq's m=16 codes
-# (16 bytes a vector, for a fast test) are coarse: its bound is about ranking, not exactness.
-KINDS = {"flat": ({}, 1.0), "hnsw": ({}, 0.95), "ivfpq": ({"m": 16}, 0.35)}
+# (16 bytes a vector, for a fast test) are coarse: its bound is about ranking, not exactness
+# (0.67 here with the OPQ rotation; plain PQ gets about 0.4).
+KINDS = {"flat": ({}, 1.0), "hnsw": ({}, 0.95), "ivfpq": ({"m": 16}, 0.55)}
 
 
 def clustered(n: int, seed: int = 0) -> np.ndarray:
