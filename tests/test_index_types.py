@@ -275,3 +275,19 @@ def test_few_queries_search_on_one_faiss_thread_and_restore_it(built, data, monk
     many = vectors.search(np.repeat(q[:1], vmod.SERIAL_BELOW, axis=0), 10)
     assert seen == [1, before] and vmod.faiss.omp_get_max_threads() == before
     np.testing.assert_array_equal(one[1][0], many[1][0])
+
+
+def test_bare_ivfpq_files_from_before_opq_still_load(data, tmp_path):
+    ids, x, q = data
+    quantizer = vmod.faiss.IndexFlatIP(DIM)
+    bare = vmod.faiss.IndexIVFPQ(quantizer, DIM, 64, 16, 8, vmod.faiss.METRIC_INNER_PRODUCT)
+    bare.train(x[:4000])
+    bare.set_direct_map_type(vmod.faiss.DirectMap.Hashtable)
+    bare.add_with_ids(x, ids)
+    vmod.faiss.write_index(bare, str(tmp_path / "old.faiss"))
+    loaded = FaissVectors.load(tmp_path / "old.faiss", {"nprobe": 8})
+    assert loaded.kind == "ivfpq" and loaded.params["m"] == 16 and loaded.params["nlist"] == 64
+    assert loaded._inner().nprobe == 8 and loaded.count == N
+    assert loaded.search(q[:1], 5)[1].shape == (1, 5)
+    assert loaded.remove(ids[:10]) == 10 and loaded.count == N - 10
+    assert set(loaded.search(x[:1], 10)[1][0]).isdisjoint(ids[:10].tolist())
