@@ -33,6 +33,7 @@ from .retrieval import check_mode, fts_query, hybrid_depth, rrf
 from .store.catalog import Catalog
 from .store.folder import CATALOG_FILE, FolderLock, carry_over, exchange, remove_folder
 from .store.vectors import KINDS, FaissVectors, check_params, fsync_dir
+from .writer import Writer
 
 FORMAT_VERSION = 1
 # Settings that must match for vectors to be comparable; dtype may differ (cosine > 0.999).
@@ -439,7 +440,7 @@ class Index:
             if found.touched:
                 with catalog.write():
                     catalog.touch_files([(s.old_id, s.size, s.mtime) for s in found.touched])
-            writer = _Writer(self, settings, summary)
+            writer = Writer(self, settings, summary)
             writer.remove([row["id"] for row in found.removed])
             summary.files_removed = len(found.removed)
             todo = found.new + found.changed
@@ -614,78 +615,6 @@ class Index:
         if self._catalog is not None:
             self._catalog.close()
             self._catalog = None
-
-
-class _Writer:
-    """Pending additions and removals, committed as one new generation at a time."""
-
-    def __init__(self, index: Index, settings: dict, summary: IngestSummary):
-        self.index, self.summary = index, summary
-        self.next_id = int(settings.get("next_chunk_id", 1))
-        self.files: list[tuple[PreparedFile, np.ndarray]] = []
-        self.vectors: list[np.ndarray] = []
-        self.removed_files: list[int] = []
-        self.started = time.time()
-
-    @property
-    def pending_chunks(self) -> int:
-        return sum(len(ids) for _, ids in self.files)
-
-    @property
-    def age(self) -> float:
-        return time.time() - self.started
-
-    def remove(self, file_ids: list[int]) -> None:
-        self.removed_files += file_ids
-
-    def add(self, files: list[PreparedFile], vectors: np.ndarray) -> None:
-        offset = 0
-        for f in files:
-            n = f.chunk_count
-            ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
-            self.next_id += n
-            self.files.append((f, ids))
-            self.vectors.append(vectors[offset : offset + n])
-            offset += n
-            if f.state.old_id is not None:
-                self.removed_files.append(f.state.old_id)
-
-    def commit(self) -> None:
-        if not self.files and not self.removed_files:
-            return
-        index, catalog = self.index, self.index.catalog
-        vectors = index.vectors
-        removed_ids = np.array(catalog.chunk_ids_of_files(self.removed_files), dtype=np.int64)
-        new_ids = np.concatenate([ids for _, ids in self.files]) if self.files else np.zeros(0, np.int64)
-
-        def record_in_catalog() -> None:
-            catalog.remove_files(self.removed_files)
-            for f, ids in self.files:
-                file_row = {"path": str(f.state.path), "sha256": f.state.sha256, "size": f.state.size,
-                            "mtime": f.state.mtime, "reader": f.reader}
-                it = iter(ids.tolist())
-                docs = [(d, [{**c, "id": next(it)} for c in chunks]) for d, chunks in zip(f.documents, f.chunks)]
-                catalog.add_file(file_row, docs)
-
-        try:
-            vectors.remove(removed_ids)
-            if len(new_ids):
-                vectors.add(new_ids, np.concatenate(self.vectors))
-        except BaseException:
-            index._vectors, index._generation = None, -1  # the in-memory copy is half-changed
-            raise
-        index.publish(vectors, record_in_catalog, {"next_chunk_id": self.next_id})
-        s = self.summary
-        s.chunks_added += len(new_ids)
-        s.chunks_removed += len(removed_ids)
-        for f, _ in self.files:
-            if f.state.old_id is None:
-                s.files_added += 1
-            else:
-                s.files_updated += 1
-            s.problems += f.problems
-        self.files, self.vectors, self.removed_files = [], [], []
-        self.started = time.time()
 
 
 def open_index(folder: str | Path = "index", **kwargs) -> Index:
