@@ -270,7 +270,8 @@ def info(index_dir, as_json):
     m = data["machine"]
     rows.append(("machine", f"torch {m['torch']}, CPU {m['cpu_capability']} ({m['cpu_threads']} threads, bf16 "
                             f"{'fast' if m['cpu_bf16_fast'] else 'slow'}), CUDA: {', '.join(m['cuda_devices']) or 'none'}; "
-                            f"auto = {m['auto_device']} {m['auto_dtype']}"))
+                            f"auto = {m['auto_device']} {m['auto_dtype']}; CPU projections: "
+                            + ", ".join(f"{k} {v}" for k, v in m["cpu_projections"].items())))
     run = data.get("last_run")
     if run:
         sm = run["summary"]
@@ -316,7 +317,7 @@ def parity(model, texts, device, dtype, plot_path, as_json):
         emit_json(report.to_dict())
     else:
         table = Table(title=f"{enc.name} ({report.model_type}, {report.dtype} on {report.device}) vs transformers, "
-                            f"{report.texts} texts, {report.tokens} tokens")
+                            f"{report.texts} texts, {report.tokens} tokens; {report.projections} projections")
         for col in ("hidden state", "max |Δ|", "mean |Δ|", "min cosine"):
             table.add_column(col, justify="left" if col == "hidden state" else "right")
         for d in report.layers:

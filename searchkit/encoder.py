@@ -19,6 +19,7 @@ from tokenizers import Tokenizer
 from .errors import BadInput, ModelLoadError
 from .hashing import sha256_files
 from .models import load_model, read_config, weight_files
+from .models._common import linear_path
 from .resolve import DEFAULT_MODEL, resolve_model
 
 DTYPES = {
@@ -75,6 +76,8 @@ def machine_facts() -> dict:
         "cuda_bf16": bool(cuda) and torch.cuda.is_bf16_supported(),
         "auto_device": str(device),
         "auto_dtype": DTYPE_NAMES[pick_dtype("auto", device)],
+        "cpu_projections": {name: linear_path(torch.device("cpu"), dt)
+                            for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16))},
     }
 
 

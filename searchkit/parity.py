@@ -16,6 +16,7 @@ import torch
 
 from .encoder import Encoder
 from .errors import MissingDependency
+from .models._common import linear_path
 
 # Texts of mixed lengths, so that padding is in play; the last one is longer than
 # ModernBERT's 128-token local window.
@@ -69,6 +70,7 @@ class ParityReport:
     device: str
     texts: int
     tokens: int
+    projections: str  # how our linear layers ran: "oneDNN-fused" or "F.linear"
     layers: list[LayerDiff] = field(default_factory=list)
     pooled_cosine: float = 0.0  # lowest over texts
     pooled_max_abs: float = 0.0
@@ -122,6 +124,7 @@ def compare(
     report = ParityReport(
         model=encoder.name, model_type=encoder.model_type, dtype=encoder.dtype_name,
         device=str(encoder.device), texts=len(texts), tokens=sum(len(x) for x in ids),
+        projections=linear_path(encoder.device, encoder.dtype),
         tolerance=TOLERANCES[encoder.dtype_name],
     )
     # One padded batch for both sides, in the caller's order (so padding is exercised).

@@ -67,6 +67,11 @@ def _onednn_dtypes() -> frozenset:
     return frozenset({torch.float32, torch.bfloat16} if bf16 else {torch.float32})
 
 
+def linear_path(device: torch.device, dtype: torch.dtype) -> str:
+    """How `Dense` runs on this device and dtype, for reports: "oneDNN-fused" or "F.linear"."""
+    return "oneDNN-fused" if device.type == "cpu" and dtype in _onednn_dtypes() else "F.linear"
+
+
 class Dense(nn.Linear):
     """nn.Linear followed by an optional activation or residual add.
 
