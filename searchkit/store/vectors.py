@@ -13,11 +13,11 @@ Three kinds (`KINDS`):
   and every search skips it with an `IDSelector`; past `COMPACT_AT` tombstones the
   graph is rebuilt from the live vectors (HNSWFlat keeps them exactly).
 - `ivfpq`: `IndexIVFPQ` (inverted lists of product-quantised codes) behind an OPQ
-  rotation, approximate and small (`m` bytes a vector); trained on its first `IVF_MIN_TRAIN` vectors, and held
-  as `flat` until it has that many. It holds the ids itself (no IDMap, see `converted`)
-  with a hashtable direct map, so `remove_ids` finds each id without scanning the lists
-  (plain IVF `remove_ids` scans them all: fine at our sizes too). Its reconstructions
-  are approximate.
+  rotation, approximate and small (`m` bytes a vector); trained on its first
+  `IVF_MIN_TRAIN` vectors, and held as `flat` until it has that many. It holds the ids
+  itself (no IDMap, see `converted`) with a hashtable direct map, so `remove_ids` finds
+  each id without scanning the lists (plain IVF `remove_ids` scans them all: fine at our
+  sizes too). Its reconstructions are approximate.
 """
 
 from __future__ import annotations
@@ -300,8 +300,8 @@ class FaissVectors:
         inner.cp.seed = inner.pq.cp.seed = 1234
         inner.pq.cp.niter = 10  # PQ training dominates the build (48 k-means); 10 rounds suffice
         # OPQ: a learned rotation that spreads the variance evenly over the m sub-spaces
-        # before they are quantised (recall@10 0.48 -> 0.67 at nprobe 128 on 200k clustered
-        # vectors, same 48 bytes a vector; bench/index_types.py). Its reverse serves reconstruct.
+        # before they are quantised: recall@10 0.41 -> 0.54 at nprobe 128 on 1M clustered
+        # vectors (bench/index_types.py), same 48 bytes a vector. Its reverse serves reconstruct.
         opq = faiss.OPQMatrix(self.dim, int(p["m"]))
         opq.niter = 20  # of 50: half the training time, recall@10 0.69 -> 0.67 (tests' data)
         index = faiss.IndexPreTransform(opq, inner)
