@@ -65,6 +65,22 @@ def test_fused_path_is_taken_on_the_cpu(minilm):
     assert "aten::addmm" not in names and "aten::gelu" not in names
 
 
+def test_a_failing_fused_call_falls_back_to_plain(minilm, monkeypatch):
+    batch = minilm._pad(minilm.tokenize(EIGHT), np.arange(len(EIGHT)))
+    monkeypatch.setattr(_common, "_onednn_failed", set())
+    monkeypatch.setattr(_common, "_onednn_dtypes", lambda: frozenset())
+    plain = minilm.hidden_states(batch)[-1]
+    monkeypatch.setattr(_common, "_onednn_dtypes", lambda: frozenset({torch.float32}))
+
+    def unsupported(self, x, residual):
+        raise RuntimeError("onednn: unsupported post-op")
+
+    monkeypatch.setattr(_common.Dense, "_fused", unsupported)
+    assert torch.equal(minilm.hidden_states(batch)[-1], plain)
+    assert _common._onednn_failed == {torch.float32}
+    assert _common.linear_path(torch.device("cpu"), torch.float32) == "F.linear"
+
+
 def test_parity_report_passes_and_pooled_cosine(minilm, reference):
     report = compare(minilm, reference=reference)
     assert report.passed

@@ -67,19 +67,25 @@ def _onednn_dtypes() -> frozenset:
     return frozenset({torch.float32, torch.bfloat16} if bf16 else {torch.float32})
 
 
+# dtypes whose fused call failed once (a torch build whose oneDNN lacks an attr, say):
+# they run plain from then on rather than fail.
+_onednn_failed: set[torch.dtype] = set()
+
+
 def linear_path(device: torch.device, dtype: torch.dtype) -> str:
     """How `Dense` runs on this device and dtype, for reports: "oneDNN-fused" or "F.linear"."""
-    return "oneDNN-fused" if device.type == "cpu" and dtype in _onednn_dtypes() else "F.linear"
+    fused = device.type == "cpu" and dtype in _onednn_dtypes() and dtype not in _onednn_failed
+    return "oneDNN-fused" if fused else "F.linear"
 
 
 class Dense(nn.Linear):
     """nn.Linear followed by an optional activation or residual add.
 
-    On the CPU (fp32/bf16, frozen weights as `load_model` gives) one oneDNN call does the matmul, the bias and the
-    activation or residual add in one pass over the output instead of three. Measured on
-    MiniLM's MLP (2048 tokens, 384 -> 1536, GELU): 13.1 -> 8.4 ms in bf16, 28.2 -> 14.7 ms
-    in fp32 (bench/encoder_speed.py has the end-to-end figures). Its fp32 sums run in
-    another order than MKL's: |Δ| of a few 1e-6, within the parity tolerance.
+    On the CPU (fp32/bf16, frozen weights as `load_model` gives) one oneDNN call does the
+    matmul, the bias and the activation or residual add in one pass over the output instead
+    of three. Measured on MiniLM's MLP (2048 tokens, 384 -> 1536, GELU): 13.1 -> 8.4 ms in
+    bf16, 28.2 -> 14.7 ms in fp32 (bench/encoder_speed.py has the end-to-end figures). Its
+    fp32 sums run in another order than MKL's: |Δ| of a few 1e-6, within the parity tolerance.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, act: str | None = None):
@@ -88,23 +94,34 @@ class Dense(nn.Linear):
         self.act = activation(act) if act else None
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        fused = (
+        if self._can_fuse(x):
+            try:
+                return self._fused(x, residual)
+            except RuntimeError as exc:
+                if "memory" in str(exc).lower():
+                    raise  # the encoder halves the batch and retries
+                _onednn_failed.add(x.dtype)
+        y = F.linear(x, self.weight, self.bias)
+        if self.act is not None:
+            y = self.act(y)
+        return y if residual is None else residual + y
+
+    def _can_fuse(self, x: torch.Tensor) -> bool:
+        return (
             x.dtype in _onednn_dtypes()
+            and x.dtype not in _onednn_failed
             and x.device.type == "cpu"
             and not (x.requires_grad or self.weight.requires_grad)  # the fused op has no backward
             and self.weight.dtype == x.dtype
             and (self.act_name is None or self.act_name in ONEDNN_ACTIVATIONS)
         )
-        if fused:
-            x = x.contiguous()
-            if residual is not None and self.act is None:
-                return torch.ops.mkldnn._linear_pointwise.binary(x, residual.contiguous(), self.weight, self.bias, "add")
-            attr, algorithm = ONEDNN_ACTIVATIONS[self.act_name] if self.act_name else ("none", "")
-            y = torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, attr, [], algorithm)
-        else:
-            y = F.linear(x, self.weight, self.bias)
-            if self.act is not None:
-                y = self.act(y)
+
+    def _fused(self, x: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
+        x = x.contiguous()
+        if residual is not None and self.act is None:
+            return torch.ops.mkldnn._linear_pointwise.binary(x, residual.contiguous(), self.weight, self.bias, "add")
+        attr, algorithm = ONEDNN_ACTIVATIONS[self.act_name] if self.act_name else ("none", "")
+        y = torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, attr, [], algorithm)
         return y if residual is None else residual + y
 
 
