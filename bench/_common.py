@@ -55,7 +55,10 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(samples), qs[98]
 
 
-def latency_ms(fn, items: list, warmup: int = 10, passes: int = 3) -> tuple[float, float]:
+LATENCY_PASSES = 3  # latency_ms's default; the scripts name it in what they record
+
+
+def latency_ms(fn, items: list, warmup: int = 10, passes: int = LATENCY_PASSES) -> tuple[float, float]:
     """p50 and p99 in ms of `fn(item)`, one item at a time, after a few warm-up calls.
 
     `passes` runs over all items; the pass with the lowest p50 counts (like best_of: the

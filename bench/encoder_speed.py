@@ -14,7 +14,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from _common import best_of, latency_ms, record, scifact_abstracts, scifact_claims  # noqa: E402
+from _common import LATENCY_PASSES, best_of, latency_ms, record, scifact_abstracts, scifact_claims  # noqa: E402
 
 import searchkit  # noqa: E402
 
@@ -64,10 +64,9 @@ def main() -> None:
         p50, p99 = latency_ms(lambda q, e=enc: e.encode([q]), queries)
         lines.append(f"| searchkit {dtype} | {p50:.2f} | {p99:.2f} |")
 
-    print("\n".join(lines))
     lines += ["", f"torch threads {torch.get_num_threads()}; tokens/s: best of {args.repeat} runs; "
-              "latency: the best of 3 passes over the queries (p50 and p99 of that pass)"]
-    print("\n".join(lines[-1:]))
+              f"latency: the best of {LATENCY_PASSES} passes over the queries (p50 and p99 of that pass)"]
+    print("\n".join(lines))
     if args.record:
         record("Encoder throughput and latency, all-MiniLM-L6-v2", lines)
 

@@ -18,7 +18,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import faiss  # noqa: E402
-from _common import latency_ms, record, scifact_claims  # noqa: E402
+from _common import LATENCY_PASSES, latency_ms, record, scifact_claims  # noqa: E402
 
 import searchkit  # noqa: E402
 
@@ -58,7 +58,8 @@ def main() -> None:
                          latency_ms(lambda q, m=mode, i=ours: i.search(q, k=args.k, mode=m), queries)))
     lines = [f"{n:,} vectors ({index.settings['dtype']}), {len(queries)} SciFact claims, k={args.k}, on the CPU", "",
              "| path | p50 ms | p99 ms |", "|---|---:|---:|"]
-    footer = ["", "p50/p99 from the best of 3 passes over the queries (the least disturbed by other load)."]
+    footer = ["", f"p50/p99 from the best of {LATENCY_PASSES} passes over the queries "
+              "(the least disturbed by other load)."]
     lines += [f"| {name} | {p50:.2f} | {p99:.2f} |" for name, (p50, p99) in rows] + footer
     print("\n".join(lines))
     if args.record:
