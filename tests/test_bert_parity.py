@@ -65,6 +65,23 @@ def test_fused_path_is_taken_on_the_cpu(minilm):
     assert "aten::addmm" not in names and "aten::gelu" not in names
 
 
+@pytest.mark.skipif(torch.float32 not in _common._onednn_dtypes(), reason="no oneDNN fp32 path in this torch")
+def test_the_packed_weight_is_made_once_and_follows_the_weight():
+    dense = _common.Dense(16, 8, act="gelu").requires_grad_(False)
+    x = torch.randn(5, 16)
+    with torch.inference_mode():
+        first = dense(x)
+        packed = dense._packed[1]
+        assert packed.is_mkldnn
+        dense(x)
+        assert dense._packed[1] is packed  # reused, not re-laid out per call
+    torch.testing.assert_close(first, torch.nn.functional.gelu(x @ dense.weight.T + dense.bias))
+    with torch.no_grad():
+        dense.weight.mul_(2)  # an in-place edit must not leave a stale copy behind
+    with torch.inference_mode():
+        torch.testing.assert_close(dense(x), torch.nn.functional.gelu(x @ dense.weight.T + dense.bias))
+
+
 def test_a_failing_fused_call_falls_back_to_plain(minilm, monkeypatch):
     batch = minilm._pad(minilm.tokenize(EIGHT), np.arange(len(EIGHT)))
     monkeypatch.setattr(_common, "_onednn_failed", set())

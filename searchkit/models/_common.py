@@ -51,6 +51,9 @@ ONEDNN_ACTIVATIONS = {
     "gelu_fast": ("gelu", "tanh"),
     "relu": ("relu", ""),
 }
+# Rows per call that the packed weight layout is tuned for; any row count works, and
+# hints from 1 to 2048 measured within noise of each other on MiniLM.
+PACK_ROWS_HINT = 64
 ONEDNN_ENV = "SEARCHKIT_ONEDNN"  # "0": plain F.linear everywhere (A/B benchmarks, debugging)
 
 
@@ -118,11 +121,37 @@ class Dense(nn.Linear):
 
     def _fused(self, x: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
         x = x.contiguous()
+        weight = self._packed_weight()
         if residual is not None and self.act is None:
-            return torch.ops.mkldnn._linear_pointwise.binary(x, residual.contiguous(), self.weight, self.bias, "add")
+            return torch.ops.mkldnn._linear_pointwise.binary(x, residual.contiguous(), weight, self.bias, "add")
         attr, algorithm = ONEDNN_ACTIVATIONS[self.act_name] if self.act_name else ("none", "")
-        y = torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, attr, [], algorithm)
+        y = torch.ops.mkldnn._linear_pointwise(x, weight, self.bias, attr, [], algorithm)
         return y if residual is None else residual + y
+
+    def _packed_weight(self) -> torch.Tensor:
+        """The weight in oneDNN's blocked layout, made once per weight tensor and dtype.
+
+        Given a plain weight, oneDNN re-lays it out on every call; at query sizes that copy
+        costs as much as the product. Measured on MiniLM's 24 projections at 21 rows:
+        fp32 4.92 -> 3.26 ms, bf16 3.20 -> 2.29 ms; at 512 rows bf16 41.1 -> 29.4 ms.
+        The plain weight stays too (state_dict, parity, the F.linear fallback): for MiniLM
+        that is 42 MB more in fp32.
+        """
+        key = (self.weight.data_ptr(), self.weight.dtype, _version_of(self.weight))
+        cached = getattr(self, "_packed", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), PACK_ROWS_HINT)
+        self._packed = (key, packed)
+        return packed
+
+
+def _version_of(t: torch.Tensor) -> int:
+    """The in-place edit counter of `t`; -1 for an inference tensor, which has none."""
+    try:
+        return t._version
+    except RuntimeError:
+        return -1
 
 
 def key_padding_mask(attention_mask: torch.Tensor) -> torch.Tensor | None:
