@@ -608,6 +608,7 @@ class Index:
             "settings": catalog.settings(),
             **catalog.counts(),
             "vectors": self.vectors.count,
+            "searches_on": self.vectors.placement,
             "last_run": catalog.last_run(),
         }
 

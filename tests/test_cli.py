@@ -126,9 +126,12 @@ def test_parity_command(runner, tmp_path):
 def test_info_reports_the_machine(runner, index_dir):
     import torch
 
+    from searchkit.store.gpu import gpu_count
+
     info = json.loads(runner.invoke(main, ["info", "--index", str(index_dir), "--json"]).stdout)
     machine = info["machine"]
     assert machine["torch"] == torch.__version__
     assert machine["auto_device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert machine["auto_dtype"] == ("fp16" if torch.cuda.is_available() else "fp32")
     assert isinstance(machine["cpu_bf16_fast"], bool)
+    assert info["searches_on"] == ("GPU 0" if gpu_count() else "CPU")  # CI: faiss-cpu

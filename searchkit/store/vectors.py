@@ -31,6 +31,7 @@ import numpy as np
 
 from ..errors import BadInput, IndexCorrupt
 from ..hashing import sha256_file
+from . import gpu
 
 KINDS = ("flat", "hnsw", "ivfpq")
 # Defaults per kind; the chosen values are recorded in the index settings (`index_params`).
@@ -116,6 +117,8 @@ class FaissVectors:
         self.aim(self.kind, self.params)
         self._order: np.ndarray | None = None  # argsort of id_map, for id -> slot
         self._dead = int((self._id_map < 0).sum()) if self.kind == "hnsw" else 0  # tombstones
+        self._gpu: faiss.Index | None = None  # the search copy on a GPU (store/gpu.py)
+        self._gpu_refused = False  # faiss-gpu would not take this index: search on the CPU
         self._apply_params()
 
     @classmethod
@@ -217,7 +220,7 @@ class FaissVectors:
             raise ValueError(f"add: expected {len(ids)} vectors of dim {self.dim}, got {vectors.shape}")
         if len(ids):
             self.index.add_with_ids(vectors, ids)
-            self._order = None
+            self._order, self._gpu = None, None
         if self.kind == "flat" and self.want != "flat":
             due = {"hnsw": 0, "ivfpq": IVF_MIN_TRAIN, "auto": AUTO_HNSW_AT}[self.want]
             if self.count >= due:
@@ -229,7 +232,7 @@ class FaissVectors:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if not len(ids):
             return 0
-        self._order = None
+        self._order, self._gpu = None, None
         if self.kind == "ivfpq":  # its hashtable direct map finds each id without a scan
             present = ids[np.isin(ids, self._id_map)]
             return int(self.index.remove_ids(faiss.IDSelectorArray(present))) if len(present) else 0
@@ -249,7 +252,7 @@ class FaissVectors:
 
     def _become(self, other: "FaissVectors") -> None:
         self.index, self.kind, self.params, self._order = other.index, other.kind, other.params, None
-        self._dead = other._dead
+        self._dead, self._gpu, self._gpu_refused = other._dead, None, False
         self._keep = getattr(other, "_keep", None)
 
     def _slots(self, ids: np.ndarray) -> np.ndarray:
@@ -343,6 +346,9 @@ class FaissVectors:
         live = self.count
         if ids is None:
             k = max(1, min(int(k), max(live, 1)))
+            copy = self._gpu_copy(k)
+            if copy is not None:
+                return gpu.search(copy, queries, k, self.params["nprobe"] if self.kind == "ivfpq" else None)
             if self.kind == "flat":
                 return self.index.search(queries, k)
             if self.kind == "hnsw":
@@ -365,6 +371,21 @@ class FaissVectors:
         nlist = int(self.params["nlist"])
         nprobe = nlist if len(ids) <= EXACT_FILTER else min(nlist, int(self.params["nprobe"]) * widen)
         return self.index.search(queries, k, params=faiss.SearchParametersIVF(sel=selector, nprobe=nprobe))
+
+    @property
+    def placement(self) -> str:
+        """Where unfiltered searches run: "GPU 0" (faiss-gpu) or "CPU"."""
+        on_gpu = self.kind in gpu.GPU_KINDS and not self._gpu_refused and gpu.gpu_count() > 0
+        return f"GPU {gpu.DEVICE}" if on_gpu else "CPU"
+
+    def _gpu_copy(self, k: int) -> faiss.Index | None:
+        """The GPU copy to search with k, made on first use; None: search on the CPU."""
+        if k > gpu.MAX_K or self.placement == "CPU" or not self.count:
+            return None
+        if self._gpu is None:
+            self._gpu = gpu.to_gpu(self.index, self.kind)
+            self._gpu_refused = self._gpu is None
+        return self._gpu
 
     def _exact_among(self, queries: np.ndarray, k: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ids = np.unique(ids)
