@@ -206,6 +206,11 @@ class Index:
                     generation = newer
             return self._vectors
 
+    def forget_vectors(self) -> None:
+        """Drop the vectors held in memory (changed but not committed, or superseded): the
+        next use reloads the committed generation."""
+        self._vectors, self._generation = None, -1
+
     def _params(self, settings: dict) -> dict:
         """The stored index parameters with this Index's overrides, checked."""
         stored = settings.get("index_params") or {}
@@ -375,7 +380,7 @@ class Index:
         except BaseException:
             # Back to the last committed state: drop our file, unless the catalog did commit
             # it (Ctrl-C can land just after SQLite's COMMIT, on the way out of the `with`).
-            self._vectors, self._generation = None, -1
+            self.forget_vectors()
             try:
                 if catalog.db.conn.in_transaction:
                     catalog.db.conn.rollback()  # interrupted before its COMMIT ran
@@ -584,7 +589,8 @@ class Index:
         finally:
             fresh.close()
             remove_folder(staging)  # the old index once swapped, else the unfinished new one
-        self._encoder, self._vectors, self._generation = fresh._encoder, None, -1
+        self._encoder = fresh._encoder
+        self.forget_vectors()
         return summary
 
     def _remove_stale_files(self) -> None:

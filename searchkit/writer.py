@@ -74,7 +74,7 @@ class Writer:
             if len(new_ids):
                 vectors.add(new_ids, np.concatenate(self.vectors))
         except BaseException:
-            index._vectors, index._generation = None, -1  # the in-memory copy is half-changed
+            index.forget_vectors()  # the in-memory copy is half-changed
             raise
         index.publish(vectors, record_in_catalog, {"next_chunk_id": self.next_id})
         s = self.summary
