@@ -42,12 +42,19 @@ def scifact_claims(limit: int | None = None) -> list[str]:
 
 def best_of(fn, repeat: int) -> float:
     """The fastest of `repeat` runs, in seconds: the least disturbed by other load."""
-    times = []
+    return best_of_each({"": fn}, repeat)[""]
+
+
+def best_of_each(fns: dict, repeat: int) -> dict:
+    """`best_of` for several contenders, run in turns (a, b, a, b, ...): on a shared
+    machine a noisy spell then falls on every contender, not on whichever ran in it."""
+    times = {name: [] for name in fns}
     for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: min(ts) for name, ts in times.items()}
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -64,18 +71,26 @@ def latency_ms(fn, items: list, warmup: int = 10, passes: int = LATENCY_PASSES) 
     `passes` runs over all items; the pass with the lowest p50 counts (like best_of: the
     one least disturbed by other load on a shared machine).
     """
-    for item in items[:warmup]:
-        fn(item)
-    best = None
-    for _ in range(passes):
-        samples = []
-        for item in items:
-            t = time.perf_counter()
+    return latency_ms_each({"": fn}, items, warmup, passes)[""]
+
+
+def latency_ms_each(fns: dict, items: list, warmup: int = 10, passes: int = LATENCY_PASSES) -> dict:
+    """`latency_ms` for several contenders, whose passes take turns (each runs a whole
+    pass, so one model's weights do not evict another's between two queries)."""
+    for fn in fns.values():
+        for item in items[:warmup]:
             fn(item)
-            samples.append((time.perf_counter() - t) * 1e3)
-        figures = percentiles(samples)
-        if best is None or figures[0] < best[0]:
-            best = figures
+    best = {}
+    for _ in range(passes):
+        for name, fn in fns.items():
+            samples = []
+            for item in items:
+                t = time.perf_counter()
+                fn(item)
+                samples.append((time.perf_counter() - t) * 1e3)
+            figures = percentiles(samples)
+            if name not in best or figures[0] < best[name][0]:
+                best[name] = figures
     return best
 
 
