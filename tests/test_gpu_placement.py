@@ -69,12 +69,14 @@ def unit(n, dim=32, seed=0):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def test_without_faiss_gpu_everything_stays_on_the_cpu():
+def test_without_faiss_gpu_everything_stays_on_the_cpu(monkeypatch):
+    monkeypatch.delattr(faiss, "StandardGpuResources", raising=False)  # what faiss-cpu lacks
     gpu.gpu_count.cache_clear()
     vectors = FaissVectors.create(32)
     vectors.add(np.arange(1, 11), unit(10))
     assert vectors.placement == "CPU"
     assert vectors._gpu_copy(10) is None
+    gpu.gpu_count.cache_clear()  # the next caller asks the real faiss again
 
 
 def test_flat_searches_run_on_the_gpu_copy_and_give_the_cpu_answer(fake_gpu):
