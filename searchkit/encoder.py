@@ -135,6 +135,42 @@ def load_tokenizer(model_dir: Path) -> Tokenizer:
     return tok
 
 
+def _shown(text: str, at: int = 0, width: int = 30) -> str:
+    """`text` quoted for a one-line message, around character `at`: undecodable bytes (the
+    surrogate escapes Python gives them, as in a non-UTF-8 command line) as \\xNN, other
+    lone surrogates as \\uNNNN, control characters and backslashes as repr() writes them."""
+    start, end = max(0, at - width), min(len(text), at + width)
+    out = []
+    for ch in text[start:end]:
+        o = ord(ch)
+        if 0xDC80 <= o <= 0xDCFF:
+            out.append(f"\\x{o - 0xDC00:02x}")
+        elif 0xD800 <= o <= 0xDFFF:
+            out.append(f"\\u{o:04x}")
+        else:
+            out.append(ch if ch.isprintable() and ch != "\\" else repr(ch)[1:-1])
+    return f"'{'…' if start else ''}{''.join(out)}{'…' if end < len(text) else ''}'"
+
+
+def check_texts(texts: Sequence[str], what: str = "text") -> list[str]:
+    """`texts` as a list, each checked to be a string the tokenizer can take: a str that is
+    valid UTF-8 (no lone surrogates). Raises BadInput naming the first bad one."""
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            kind = type(text).__name__
+            raise BadInput(f"{what} {i + 1} is {kind}, not str" + (": decode it first" if kind == "bytes" else ""))
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                o = ord(text[exc.start])
+                bad = f"byte 0x{o - 0xDC00:02x}" if 0xDC80 <= o <= 0xDCFF else f"lone surrogate U+{o:04X}"
+                raise BadInput(f"{what} {_shown(text, exc.start)} is not valid UTF-8 "
+                               f"({bad} at character {exc.start + 1})") from None
+    return texts
+
+
 @dataclass(frozen=True)
 class Batch:
     order: np.ndarray  # positions of these texts in the caller's list
@@ -233,9 +269,10 @@ class Encoder:
 
     # -- tokenization and batching ------------------------------------------------------
 
-    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids with special tokens, truncated to max_length."""
-        return [e.ids for e in self._truncating.encode_batch(list(texts))]
+    def tokenize(self, texts: Sequence[str], what: str = "text") -> list[list[int]]:
+        """Token ids with special tokens, truncated to max_length. Every text must be a
+        str in valid UTF-8 (BadInput naming it as `what` otherwise, e.g. "query")."""
+        return [e.ids for e in self._truncating.encode_batch(check_texts(texts, what))]
 
     def batches(self, ids: list[list[int]]) -> list[Batch]:
         """Length-sorted batches of at most `batch_tokens` padded tokens each."""
@@ -310,17 +347,21 @@ class Encoder:
         self,
         texts: Sequence[str],
         progress: Callable[[int], None] | None = None,
+        *,
+        what: str = "text",
     ) -> np.ndarray:
         """Vectors for `texts` as float32 (n, dim), L2-normalised unless normalize=False.
 
-        `progress(n)` is called after each batch with the number of texts it held.
+        `progress(n)` is called after each batch with the number of texts it held. A text
+        that is not valid UTF-8 (a lone surrogate, as Python decodes undecodable bytes of a
+        command line) raises BadInput calling it `what` ("text", "query"); nothing is altered.
         """
         if isinstance(texts, str):
             raise BadInput("encode() takes a list of texts, not one string")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not len(texts):
             return out
-        for batch in self.batches(self.tokenize(texts)):
+        for batch in self.batches(self.tokenize(texts, what)):
             for order, vectors in self._embed_splitting(batch):
                 out[order] = vectors.cpu().numpy()
             if progress is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import tempfile
 import time
@@ -31,7 +32,6 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BadInput
-from .filters import glob_escape
 from .index import Index
 from .retrieval import check_mode
 
@@ -303,8 +303,9 @@ def evaluate(
     progress=None,
 ) -> EvalReport:
     """Ingest a BEIR corpus (one document per record, title and text embedded together) into
-    `index_dir` (a temporary index when None), run every judged query of `split` in each
-    mode, and score the rankings (nDCG@10, Recall@100, MRR@10; times in seconds).
+    `index_dir` (a temporary index when None; an existing one must hold nothing but this
+    dataset's corpus, as an earlier evaluation into it left it: then nothing is embedded
+    again), run every judged query of `split` in each mode, and score the rankings (nDCG@10, Recall@100, MRR@10; times in seconds).
 
     `chunking="whole"` embeds each record as one input truncated at the model's maximum
     length (the sentence-transformers/BEIR protocol); "chunks" uses searchkit's token
@@ -328,14 +329,27 @@ def evaluate(
             index.close()
 
 
+def check_own_index(index: Index, corpus_dir: Path, name: str) -> None:
+    """Refuse an existing index that holds files other than the ones in `corpus_dir` (the
+    dataset's corpus, as an earlier evaluation into it wrote them): an evaluation must not
+    add a benchmark corpus to someone's index, nor score against their documents. Reads only."""
+    if not index.exists:
+        return
+    inside = str(corpus_dir.resolve()) + os.sep
+    others = sorted(p for p in index.catalog.files() if not p.startswith(inside))
+    if others:
+        raise BadInput(
+            f"{index.folder}: already an index of {len(others)} other file{'s' * (len(others) != 1)} "
+            f"({others[0]}{', …' if len(others) > 1 else ''}); evaluating would add the {name} corpus to it: "
+            "give a new folder (or one an earlier evaluation of this dataset made)"
+        )
+
+
 def _run(index: Index, ds: BeirDataset, modes, chunking, split, keep: bool, progress) -> EvalReport:
     corpus_dir = index.folder / "eval-corpus" / re.sub(r"[^\w.-]", "_", ds.name)
+    check_own_index(index, corpus_dir, ds.name)  # before anything is written into the folder
     write_corpus(ds, corpus_dir)
     summary = index.ingest([corpus_dir], progress=progress)
-    # Other files in a shared index are not part of the benchmark: search the corpus only.
-    inside = str(corpus_dir.resolve()) + "/"
-    others = [p for p in index.catalog.files() if not p.startswith(inside)]
-    where = {"path": glob_escape(inside) + "*"} if others else None
     settings = index.settings
     report = EvalReport(
         dataset=str(ds.folder), split=split, documents=len(ds.records), queries=len(ds.queries),
@@ -349,7 +363,7 @@ def _run(index: Index, ds: BeirDataset, modes, chunking, split, keep: bool, prog
     depth = max(k for _, k in REPORTED)
     for mode in modes:
         started = time.perf_counter()
-        ranked = rank_documents(index, texts, depth, mode, where)
+        ranked = rank_documents(index, texts, depth, mode)
         seconds = time.perf_counter() - started
         run = dict(zip(qids, ranked))
         report.runs[mode] = run

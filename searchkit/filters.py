@@ -17,7 +17,9 @@ One condition per string (the CLI's repeatable `--where`); several conditions ar
                            as that (and, for = and !=, as the same text); anything else as text.
                            <, <=, >, >= compare numbers only with numeric fields and text only
                            with text fields. A document without the field matches no
-                           condition on it (not even !=).
+                           condition on it (not even !=). A VALUE may not start with
+                           `=`, `<`, `>` or `!` (`field.year=>2019` is refused, not read as
+                           the text ">2019"); the dict form takes any value.
 
     >>> compile_where(["path:*.md", "mtime>2024-01-01", "field.journal=Nature"]).sql
     'files.path GLOB ? AND files.mtime > ? AND json_extract(documents.meta, ?) = ?'
@@ -48,6 +50,11 @@ WHERE_HELP = "path:GLOB, type:EXT, mtime>DATE, mtime<DATE or field.NAME=VALUE"
 # Operators longest first, so ">=" is not read as ">" followed by "=value".
 _OPS = ("<=", ">=", "!=", "=", "<", ">")
 _SQL_OPS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+# A value written after an operator may not start with one of these (`field.year=>2019`
+# would compare with the text ">2019"); the operator meant, by the characters typed.
+_OP_CHARS = frozenset("=<>!")
+_MEANT = {frozenset(k): v for k, v in
+          (("=", "="), (">=", ">="), ("<=", "<="), ("!=", "!="), ("<>", "!="), (">", ">"), ("<", "<"))}
 _TYPES = {
     "txt": (".txt",),
     "md": (".md", ".markdown"),
@@ -120,7 +127,19 @@ def _parse_string(text: str) -> Condition:
         key, op, raw = m.group(3), m.group(4), m.group(5).strip()
     if raw == "":
         raise _bad(text, "no value")
+    if op != ":" and raw[0] in _OP_CHARS:
+        raise _bad(text, _misspelt(key, op, raw))
     return _check(key, op, _typed(raw) if key.startswith("field.") else raw, text, from_text=True)
+
+
+def _misspelt(key: str, op: str, raw: str) -> str:
+    """Why `key op raw` (raw starting with an operator character) is refused, with the
+    condition the user probably meant: `=>` for `>=`, `==` for `=`, `<>` for `!=`."""
+    rest = raw.lstrip("".join(_OP_CHARS))
+    typed = op + raw[: len(raw) - len(rest)]
+    meant = _MEANT.get(frozenset(typed))
+    hint = f"; did you mean {key}{meant}{rest.strip()}?" if meant and rest.strip() else ""
+    return f"{typed!r} is not an operator (the value would start with {raw[0]!r}){hint}"
 
 
 def _parse_pair(key: str, value) -> Condition:

@@ -57,6 +57,10 @@ def fts_query(text: str, stopwords: frozenset[str] = STOPWORDS) -> str | None:
         >>> fts_query('error: "file" not found (AND*)')
         '"error" OR "file" OR "found"'
     """
+    if not text.isascii():  # a query that is not valid UTF-8 is refused, not cut to its valid words
+        from .encoder import check_texts
+
+        check_texts([text], "query")
     terms = query_terms(text, stopwords)
     if not terms:
         return None
