@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -24,6 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from .errors import SearchkitError
 
@@ -110,7 +112,7 @@ def main():
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @index_option
 @encoder_options
 @click.option("--layer", type=int, default=None, help="Hidden state to pool (GPT-2: default the middle block).")
@@ -126,34 +128,44 @@ def main():
                    "nprobe. For a new index or --rebuild; on a built one only efSearch/nprobe (its new default).")
 @click.option("--rebuild", is_flag=True, help="Build the index anew (e.g. with another --model; default its own) "
               "beside the old one, swapped in when complete.")
+@click.option("--prune", is_flag=True, help="Also drop every indexed file that is gone from disk, wherever it was "
+              "(a folder moved or deleted, a removed symlink); PATHS may then be left out.")
 # Tuning/testing knob, hidden: commit a generation at least every N chunks (the crash tests
 # use small values to get many commits; each commit rewrites the vectors file).
 @click.option("--commit-chunks", type=click.IntRange(min=1), default=20000, hidden=True,
               help="Commit at least every N chunks (default 20000).")
 @json_option
 @handle_errors
-def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens, chunk_overlap, rebuild, as_json,
-           commit_chunks, chunking, index_type, index_params):
-    """Embed the files under PATHS into the index: new and changed files only."""
+def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens, chunk_overlap, rebuild, prune,
+           as_json, commit_chunks, chunking, index_type, index_params):
+    """Embed the files under PATHS into the index: new and changed files only.
+
+    Files that are gone from PATHS lose their chunks; so do files now empty, binary or too
+    large. A PATH that no longer exists drops the files indexed from it."""
     from .index import Index
+
+    if not paths and not prune:
+        raise click.UsageError("give at least one PATH (or --prune alone, to drop files gone from disk)")
+    if prune and rebuild:
+        raise click.UsageError("--prune and --rebuild: a rebuild holds only PATHS already")
 
     index = Index(index_dir, model=model, pooling=pooling, device=device, dtype=dtype, layer=layer,
                   chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, chunking=chunking, index_type=index_type,
                   index_params=_name_values(index_params, "--index-param"))
     with embedding_progress() as progress:
-        summary = index.ingest(paths, progress=progress, rebuild=rebuild, commit_chunks=commit_chunks)
+        summary = index.ingest(paths, progress=progress, rebuild=rebuild, prune=prune, commit_chunks=commit_chunks)
     if as_json:
         emit_json(summary.to_dict())
         return
     for item in summary.skipped:
-        stderr.print(f"skipped {item['path']}: {item['reason']}", highlight=False)
+        stderr.print(f"skipped {item['path']}: {item['reason']}", highlight=False, markup=False)
     for problem in summary.problems:
-        stderr.print(f"skipped record {problem}", highlight=False)
+        stderr.print(f"skipped record {problem}", highlight=False, markup=False)
     stdout.print(
         f"{summary.files_seen} files seen: {summary.files_added} added, {summary.files_updated} updated, "
         f"{summary.files_removed} removed, {summary.files_unchanged} unchanged, {summary.files_skipped} skipped; "
         f"{summary.chunks_added} chunks added, {summary.chunks_removed} removed in {summary.seconds:.1f} s -> {index_dir}",
-        highlight=False,
+        highlight=False, markup=False,
     )
 
 
@@ -191,7 +203,8 @@ def search(query, index_dir, k, device, dtype, mode, where, ef_search, nprobe, a
     for hit in hits:
         path = _display_path(hit.path)
         where = f"{path}#{hit.document}" if hit.document else path
-        stdout.print(f"[bold]{hit.rank:>2}.[/bold] [cyan]{hit.score:.4f}[/cyan]  {where}  [dim][{hit.start}:{hit.end}][/dim]", highlight=False)
+        stdout.print(f"[bold]{hit.rank:>2}.[/bold] [cyan]{hit.score:.4f}[/cyan]  {escape(where)}  "
+                     f"[dim]\\[{hit.start}:{hit.end}][/dim]", highlight=False)
         snippet = " ".join(hit.text.split())
         stdout.print("    " + (snippet[:300] + ("…" if len(snippet) > 300 else "")), highlight=False, markup=False)
 
@@ -212,7 +225,8 @@ def embed(texts, model, pooling, device, dtype, layer, no_normalize, as_json):
     if as_json:
         emit_json({"model": enc.name, "dim": enc.dim, "embeddings": vectors.tolist()})
         return
-    stdout.print(f"model {enc.name}, dim {enc.dim}, pooling {enc.pooling}, dtype {enc.dtype_name}", highlight=False)
+    stdout.print(f"model {enc.name}, dim {enc.dim}, pooling {enc.pooling}, dtype {enc.dtype_name}", highlight=False,
+                 markup=False)
     for text, vec in zip(texts, vectors):
         head = ", ".join(f"{x:.4f}" for x in vec[:6])
         stdout.print(f"{text!r}: [{head}, …] (norm {float((vec ** 2).sum()) ** 0.5:.4f})", highlight=False, markup=False)
@@ -279,7 +293,7 @@ def info(index_dir, as_json):
         rows.append(("last ingest", f"{sm.get('files_added')} added, {sm.get('files_updated')} updated, "
                                     f"{sm.get('files_removed')} removed in {sm.get('seconds')} s"))
     for key, value in rows:
-        table.add_row(f"[bold]{key}[/bold]", value)
+        table.add_row(f"[bold]{key}[/bold]", Text(value))
     stdout.print(table)
 
 
@@ -308,8 +322,10 @@ def _index_type_line(s: dict) -> str:
 def parity(model, texts, device, dtype, plot_path, as_json):
     """Prove our encoder equal to Hugging Face transformers, layer by layer."""
     from .encoder import Encoder
-    from .parity import compare, load_reference, plot
+    from .parity import check_plot_path, compare, load_reference, plot
 
+    if plot_path:
+        check_plot_path(plot_path)  # before seconds of loading and comparing, not after
     enc = Encoder(model, device=device, dtype=dtype)
     report = compare(enc, list(texts) or None, reference=load_reference(enc.path))
     if plot_path:
@@ -317,8 +333,8 @@ def parity(model, texts, device, dtype, plot_path, as_json):
     if as_json:
         emit_json(report.to_dict())
     else:
-        table = Table(title=f"{enc.name} ({report.model_type}, {report.dtype} on {report.device}) vs transformers, "
-                            f"{report.texts} texts, {report.tokens} tokens; {report.projections} projections")
+        table = Table(title=Text(f"{enc.name} ({report.model_type}, {report.dtype} on {report.device}) vs transformers, "
+                                 f"{report.texts} texts, {report.tokens} tokens; {report.projections} projections"))
         for col in ("hidden state", "max |Δ|", "mean |Δ|", "min cosine"):
             table.add_column(col, justify="left" if col == "hidden state" else "right")
         for d in report.layers:
@@ -330,7 +346,7 @@ def parity(model, texts, device, dtype, plot_path, as_json):
         stdout.print(f"{verdict}: every max |Δ| ≤ {tol['max_abs']:g} (× the layer's largest |value| past 1), "
                      f"pooled cosine ≥ {tol['pooled_cosine']}")
         if plot_path:
-            stderr.print(f"plot written to {plot_path}")
+            stderr.print(f"plot written to {plot_path}", markup=False)
     if not report.passed:
         sys.exit(2)
 
@@ -351,12 +367,16 @@ def verify(index_dir, repair, as_json):
         emit_json(report.to_dict())
     else:
         for line in report.repaired:
-            stdout.print(f"repaired: {line}", highlight=False)
+            stdout.print(f"repaired: {line}", highlight=False, markup=False)
         counts = ", ".join(f"{v} {k}" for k, v in report.counts.items())
         if report.ok:
-            stdout.print(f"[green]ok[/green]: {index_dir} is consistent ({counts})")
+            stdout.print(f"[green]ok[/green]: {escape(str(index_dir))} is consistent ({counts})", highlight=False)
         for problem in report.problems:
-            stderr.print(f"searchkit: {index_dir}: {problem}", highlight=False)
+            stderr.print(f"searchkit: {index_dir}: {problem}", highlight=False, markup=False)
+        for note in report.notes:
+            stderr.print(f"searchkit: note: {note}", highlight=False, markup=False)
+        if report.advice:
+            stderr.print(f"searchkit: {report.advice.replace('DIR', str(index_dir))}", highlight=False, markup=False)
     if not report.ok:
         sys.exit(1)
 
@@ -390,15 +410,16 @@ def eval_(dataset_dir, index_dir, model, device, dtype, modes, chunking, split, 
     if as_json:
         emit_json(report.to_dict())
         return
-    table = Table(title=f"{report.dataset} ({report.split}): {report.documents} documents, {report.queries} queries; "
-                        f"{report.model} {report.dtype} on {report.device}, chunking {report.chunking} ({report.chunks} chunks)")
+    table = Table(title=Text(f"{report.dataset} ({report.split}): {report.documents} documents, {report.queries} queries; "
+                             f"{report.model} {report.dtype} on {report.device}, chunking {report.chunking} "
+                             f"({report.chunks} chunks)"))
     for col in ("mode", "nDCG@10", "Recall@100", "MRR@10", "query s"):
         table.add_column(col, justify="left" if col == "mode" else "right")
     for mode, r in report.results.items():
         table.add_row(mode, f"{r['ndcg@10']:.4f}", f"{r['recall@100']:.4f}", f"{r['mrr@10']:.4f}", f"{r['query_seconds']:.2f}")
     stdout.print(table)
     stdout.print(f"ingest {report.ingest_seconds:.1f} s ({report.chunks_embedded} chunks embedded)"
-                 + (f" -> {report.index}" if report.index else ""), highlight=False)
+                 + (f" -> {report.index}" if report.index else ""), highlight=False, markup=False)
 
 
 @main.command()

@@ -37,6 +37,14 @@ class IndexLocked(SearchkitError):
     """Another process is writing to this index."""
 
 
+class ReadOnlyIndex(SearchkitError):
+    """The index folder (or its catalog) cannot be written: searches work, ingests do not."""
+
+
+class DiskFull(SearchkitError):
+    """The disk filled up while writing; what was committed before stays as it was."""
+
+
 class MissingDependency(SearchkitError):
     """An optional package (transformers, matplotlib, faiss-gpu) is needed but absent."""
 

@@ -28,10 +28,21 @@ from .errors import (
     SearchkitError,
 )
 from .filters import compile_where
-from .ingest import MAX_FILE_BYTES, PreparedFile, embed, prepare, scan
+from .ingest import MAX_FILE_BYTES, PreparedFile, content_reason, embed, prepare, scan, under
+from .readers import printable
 from .retrieval import check_mode, fts_query, hybrid_depth, rrf
 from .store.catalog import Catalog
-from .store.folder import CATALOG_FILE, FolderLock, carry_over, exchange, remove_folder
+from .store.folder import (
+    CATALOG_FILE,
+    FolderLock,
+    carry_over,
+    exchange,
+    folder_error,
+    is_index_file,
+    remove_folder,
+    stale_files,
+    vectors_path,
+)
 from .store.vectors import KINDS, FaissVectors, check_params, fsync_dir
 from .writer import Writer
 
@@ -101,10 +112,6 @@ def index_choice(settings: dict) -> str:
     return "flat" if choice == "flat-ip" else choice
 
 
-def vectors_path(folder: Path, generation: int) -> Path:
-    return folder / f"vectors.{generation:06d}.faiss"
-
-
 # Fault injection for the crash tests (tests/test_crash.py), inert unless set:
 # SEARCHKIT_TEST_CRASH_AT=<point> or <point>:<generation> SIGKILLs the process at that point
 # of a commit. Points: after-vectors-save, before-sqlite-commit, after-sqlite-commit.
@@ -158,6 +165,7 @@ class Index:
         # when this Index commits.
         self._index_params = dict(index_params or {})
         self._encoder = encoder
+        self._encoder_from_settings = False  # built from the stored model, not given
         self._catalog: Catalog | None = None
         self._vectors: FaissVectors | None = None
         self._generation = -1
@@ -165,6 +173,7 @@ class Index:
         # --rebuild: the new index goes on with the old one's generation and chunk-id
         # numbering, so a reader still holding the old catalog never takes a new file for its own.
         self._numbering: dict = {}
+        self._home = self.folder.resolve()  # where it will live (--rebuild builds elsewhere)
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -184,6 +193,15 @@ class Index:
     def catalog(self) -> Catalog:
         return self._open_catalog()
 
+    def _follow_swap(self) -> None:
+        """Reopen once another process's `--rebuild` has swapped a new index into the folder:
+        the open catalog is the old one's (long-lived readers: the TUI, an app)."""
+        if self._catalog is not None and self._catalog.replaced():
+            self.close()
+            self.forget_vectors()
+            if self._encoder_from_settings:
+                self._encoder = None  # it may have been rebuilt with another model
+
     @property
     def settings(self) -> dict:
         return self.catalog.settings()
@@ -195,7 +213,7 @@ class Index:
             generation = self.catalog.generation
             while self._vectors is None or generation != self._generation:
                 try:
-                    self._vectors = self._load_vectors(generation)
+                    self._vectors = self.load_vectors(generation)
                     self._generation = generation
                 except IndexCorrupt:
                     # A writer may have committed a newer generation and deleted this one's
@@ -216,7 +234,9 @@ class Index:
         stored = settings.get("index_params") or {}
         return {**stored, **check_params(index_choice(settings), self._index_params, stored)}
 
-    def _load_vectors(self, generation: int) -> FaissVectors:
+    def load_vectors(self, generation: int, check_sha256: bool = True) -> FaissVectors:
+        """The vectors of `generation` read from their file (`check_sha256`: refuse a file
+        whose digest is not the one its commit recorded; `verify` reads it regardless)."""
         settings = self.settings
         choice, params = index_choice(settings), self._params(settings)
         if generation == 0:
@@ -224,7 +244,8 @@ class Index:
         path = vectors_path(self.folder, generation)
         if not path.is_file():
             raise IndexCorrupt(f"{path}: missing (the catalog expects generation {generation})")
-        vectors = FaissVectors.load(path).tune(params).aim(choice, params)
+        expected = settings.get("vectors_sha256") if check_sha256 else None
+        vectors = FaissVectors.load(path, sha256=expected).tune(params).aim(choice, params)
         dim = self.settings.get("dim")
         if dim and vectors.dim != dim:
             raise IndexCorrupt(f"{path}: vectors of dim {vectors.dim}, the catalog says {dim}")
@@ -235,6 +256,7 @@ class Index:
         """The encoder for this index: the one it was built with, checked by weight hash."""
         if self._encoder is None:
             stored = self.settings if self.exists else {}
+            self._encoder_from_settings = self._model is None
             model = self._model or stored.get("model")
             self._encoder = Encoder(
                 model,
@@ -297,6 +319,8 @@ class Index:
         if not queries:
             return []
         flt = compile_where(where)
+        with self._lock:
+            self._follow_swap()
         vectors = self.encoder.encode(queries) if mode != "lexical" and queries else None
         depth = hybrid_depth(k) if mode == "hybrid" else int(k)
         with self._lock:
@@ -319,6 +343,7 @@ class Index:
         flt = compile_where(where)
         queries = np.atleast_2d(queries)
         with self._lock:
+            self._follow_swap()
             allowed = self._allowed(flt)
             if allowed is not None and not len(allowed):
                 return [[] for _ in queries]
@@ -331,8 +356,24 @@ class Index:
         return np.array(self.catalog.chunk_ids_where((flt.sql, flt.params)), dtype=np.int64)
 
     def _dense(self, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> list[list[tuple[int, float]]]:
-        scores, ids = self.vectors.search(queries, k, ids=allowed)
+        vectors = self.vectors
+        scores, ids = vectors.search(queries, k, ids=allowed)
+        self._check_scores(vectors, queries, scores, ids)
         return [[(int(i), float(s)) for s, i in zip(srow, irow) if i >= 0] for srow, irow in zip(scores, ids)]
+
+    def _check_scores(self, vectors: FaissVectors, queries: np.ndarray, scores: np.ndarray, ids: np.ndarray) -> None:
+        """Stored vectors are unit length, so no score can pass the query's norm: one that
+        does (or a NaN) means the vectors in memory are not what was written."""
+        if not self.settings.get("normalize", True):
+            return
+        slack = 1e-3 if vectors.kind in ("flat", "hnsw") else 0.5  # PQ codes approximate
+        bound = np.linalg.norm(np.atleast_2d(queries), axis=1, keepdims=True) * (1 + slack) + 1e-3
+        real = ids >= 0
+        bad = real & ~(np.abs(scores) <= bound)  # NaN fails the comparison too
+        if bad.any():
+            value = float(scores[bad][0])
+            raise IndexCorrupt(f"{self.folder}: the vectors gave a score of {value:.3g}, impossible for unit "
+                               f"vectors: the vectors file is damaged; `searchkit verify --repair` re-embeds it")
 
     def _lexical(self, query: str, k: int, flt) -> list[tuple[int, float]]:
         match = fts_query(query)
@@ -403,28 +444,40 @@ class Index:
         *,
         progress: ProgressFn | None = None,
         rebuild: bool = False,
+        prune: bool = False,
         commit_seconds: float = 60.0,
         commit_chunks: int = 20000,
         embed_chunks: int = 512,
         max_file_bytes: int = MAX_FILE_BYTES,
     ) -> IngestSummary:
         """Bring the index in step with the files under `paths`: embed new and changed
-        files, drop the chunks of files that are gone, leave the rest untouched.
+        files, drop the chunks of files that are gone (or now empty, binary or too large),
+        leave the rest untouched. A path that no longer exists but has files in the index
+        drops them (a folder moved away); `prune=True` also drops every indexed file that
+        is gone from disk, wherever it was, and then `paths` may be empty.
 
         A generation is committed (vectors file, then one SQLite transaction) at least every
         `commit_chunks` chunks or `commit_seconds` seconds, and at the end; a crash loses at
         most the work since the last commit. Small values are a tuning and testing knob
         (`searchkit ingest --commit-chunks N`): each commit rewrites the vectors file.
+
+        >>> index.ingest(["docsB"], prune=True).files_removed  # docsA was renamed docsB
         """
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        if not paths:
+        paths = list(paths)
+        if not paths and not prune:
             raise BadInput("nothing to ingest: give at least one file or folder")
-        for path in paths:  # before anything is loaded or written
-            if not os.path.lexists(Path(path).expanduser()):
-                raise BadInput(f"{os.path.abspath(Path(path).expanduser())}: no such file or directory")
-        started = time.time()
-        embed_chunks = max(1, min(embed_chunks, commit_chunks))  # commits happen between batches
+        self._check_paths(paths)  # before anything is loaded or written
+        try:
+            return self._ingest(paths, progress, rebuild, prune, commit_seconds, commit_chunks,
+                                max(1, min(embed_chunks, commit_chunks)), max_file_bytes)
+        except OSError as exc:  # writing the folder (reading files is ingest.prepare's to skip)
+            raise folder_error(self.folder, exc) from None
+
+    def _ingest(self, paths, progress, rebuild, prune, commit_seconds, commit_chunks, embed_chunks,
+                max_file_bytes) -> IngestSummary:
+        started = time.time()  # embed_chunks ≤ commit_chunks: commits happen between batches
         with self._write_lock():
             if rebuild and self.exists:
                 return self._rebuild(paths, progress=progress, commit_seconds=commit_seconds,
@@ -436,7 +489,8 @@ class Index:
             catalog = self.catalog
             settings = self._ensure_settings(encoder)
             self._remove_stale_files()
-            found = scan(paths, catalog.files(), max_bytes=max_file_bytes)
+            found = scan(paths, catalog.files(), max_bytes=max_file_bytes, ignore=self._is_own_file,
+                         prune=prune)
             summary = IngestSummary(
                 files_seen=found.seen,
                 files_unchanged=found.unchanged,
@@ -444,7 +498,7 @@ class Index:
             )
             if found.touched:
                 with catalog.write():
-                    catalog.touch_files([(s.old_id, s.size, s.mtime) for s in found.touched])
+                    catalog.touch_files([(s.old_id, s.size, s.mtime, s.found_as) for s in found.touched])
             writer = Writer(self, settings, summary)
             writer.remove([row["id"] for row in found.removed])
             summary.files_removed = len(found.removed)
@@ -456,6 +510,9 @@ class Index:
                 prepared, skipped = prepare([state], encoder.tokenizer, settings["chunk_tokens"],
                                             settings["chunk_overlap"], max_file_bytes)
                 summary.skipped += [{"path": p, "reason": r} for p, r in skipped]
+                if state.old_id is not None and any(content_reason(r) for _, r in skipped):
+                    writer.remove([state.old_id])  # changed into something that is not text
+                    summary.files_removed += 1
                 batch += prepared
                 done_bytes += state.size
                 if sum(f.chunk_count for f in batch) >= embed_chunks:
@@ -475,6 +532,16 @@ class Index:
             with catalog.write():
                 catalog.add_run(started, summary.to_dict())
         return summary
+
+    def _check_paths(self, paths: Sequence[str | Path]) -> None:
+        """Every path exists, or is gone but has files in this index (they will be dropped)."""
+        for path in paths:
+            path = Path(os.path.abspath(Path(path).expanduser()))
+            if os.path.lexists(path):
+                continue
+            known = self.catalog.files() if self.exists else {}
+            if not any(under(row["path"], [path]) or under(row.get("found_as"), [path]) for row in known.values()):
+                raise BadInput(f"{printable(path)}: no such file or directory")
 
     def _ensure_settings(self, encoder: Encoder) -> dict:
         catalog = self.catalog
@@ -525,8 +592,8 @@ class Index:
         `catalog.db.new`, which is then renamed into place. So a `catalog.db` always holds
         its settings, and a crash while creating leaves no index rather than half of one."""
         tmp = self.folder / (CATALOG_FILE + ".new")
-        for path in self.folder.glob(CATALOG_FILE + ".new*"):
-            path.unlink()
+        for path in stale_files(self.folder, 0):
+            path.unlink(missing_ok=True)
         if self._numbering.get("generation"):  # a rebuild's first generation: empty vectors
             empty = self._new_vectors(encoder.dim)
             self._numbering["vectors_sha256"] = empty.save(vectors_path(self.folder, self._numbering["generation"]))
@@ -542,6 +609,10 @@ class Index:
             os.fsync(fh.fileno())
         os.replace(tmp, self.folder / CATALOG_FILE)
         fsync_dir(self.folder)
+
+    def _is_own_file(self, path: Path) -> bool:
+        """A file this index wrote (its folder may lie inside the folders it indexes)."""
+        return is_index_file(path.name) and path.parent in (self.folder.resolve(), self._home)
 
     def _write_lock(self):
         return FolderLock(self.folder)
@@ -578,6 +649,7 @@ class Index:
             index_type=self._index_type or index_choice(stored),
             index_params=self._index_params,  # the defaults, but for those given now
         )
+        fresh._home = self.folder.resolve()
         fresh._numbering = {"generation": int(stored.get("generation") or 0),
                             "next_chunk_id": int(stored.get("next_chunk_id") or 1)}
         try:
@@ -596,11 +668,7 @@ class Index:
     def _remove_stale_files(self) -> None:
         """Leftovers of a crash (the writer holds the lock): vector files of other
         generations, a catalog being created, an unfinished --rebuild."""
-        keep = vectors_path(self.folder, self.catalog.generation).name
-        for path in self.folder.glob("vectors.*"):
-            if path.name != keep:
-                path.unlink(missing_ok=True)
-        for path in self.folder.glob(CATALOG_FILE + ".new*"):
+        for path in stale_files(self.folder, self.catalog.generation):
             path.unlink(missing_ok=True)
         remove_folder(self._staging_folder())
 
@@ -608,6 +676,7 @@ class Index:
 
     def info(self) -> dict:
         """What the index holds and how it was built."""
+        self._follow_swap()
         catalog = self.catalog
         return {
             "index": str(self.folder),

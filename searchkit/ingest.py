@@ -16,7 +16,16 @@ import numpy as np
 
 from .chunking import chunk_texts, whole_chunks
 from .hashing import sha256_file
-from .readers import SkipFile, read_file, walk
+from .readers import SkipFile, printable, read_file, walk_found
+
+# Skip reasons that say what a file's content now is: a file that had chunks and is now
+# one of these has changed, so its old chunks go. The other reasons (permission denied,
+# unreadable, a duplicate route to it) say nothing of its content: its chunks stay.
+CONTENT_REASONS = ("empty", "binary", "invalid UTF-8", "over size limit", "no text", "not a regular file")
+
+
+def content_reason(reason: str) -> bool:
+    return reason.startswith(CONTENT_REASONS)
 
 MAX_FILE_BYTES = 50 * 2**20
 
@@ -30,6 +39,7 @@ class FileState:
     mtime: float
     sha256: str | None = None  # filled when the file has to be compared by content
     old_id: int | None = None  # the catalog's file id when the path is known
+    found_as: str | None = None  # the path the walk met it at, before symlinks were followed
 
 
 @dataclass
@@ -37,8 +47,8 @@ class Scan:
     new: list[FileState] = field(default_factory=list)
     changed: list[FileState] = field(default_factory=list)
     unchanged: int = 0
-    touched: list[FileState] = field(default_factory=list)  # new mtime, same content
-    removed: list[dict] = field(default_factory=list)  # catalog rows of files that are gone
+    touched: list[FileState] = field(default_factory=list)  # new mtime or route, same content
+    removed: list[dict] = field(default_factory=list)  # catalog rows of files gone or emptied
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     seen: int = 0
 
@@ -58,37 +68,71 @@ class PreparedFile:
         return sum(len(c) for c in self.chunks)
 
 
-def _under(path: str, roots: Sequence[Path]) -> bool:
-    return any(path == str(r) or path.startswith(str(r).rstrip(os.sep) + os.sep) for r in roots)
+def under(path: str | None, roots: Sequence[Path]) -> bool:
+    return path is not None and any(
+        path == str(r) or path.startswith(str(r).rstrip(os.sep) + os.sep) for r in roots
+    )
 
 
-def scan(paths: Sequence[str | Path], known: dict[str, dict], max_bytes: int = MAX_FILE_BYTES) -> Scan:
+def gone(row: dict) -> bool:
+    """A catalogued file is gone when nothing is at its path any more, or the link it was
+    found through was removed or points elsewhere now."""
+    if not os.path.isfile(row["path"]):
+        return True
+    via = row.get("found_as") or row["path"]
+    return via != row["path"] and os.path.realpath(via) != row["path"]
+
+
+def scan(
+    paths: Sequence[str | Path],
+    known: dict[str, dict],
+    max_bytes: int = MAX_FILE_BYTES,
+    ignore: Callable[[Path], bool] | None = None,
+    prune: bool = False,
+) -> Scan:
     """Sort the files under `paths` into new, changed, unchanged and skipped, and find the
-    known files under those paths that are gone. Size and mtime equal means unchanged;
-    otherwise the content hash decides."""
+    known files under those paths (or found through them) that are gone or are no longer
+    readable text. Size and mtime equal means unchanged; otherwise the content hash decides.
+    A path that no longer exists is taken as a folder now empty. `ignore(path)`: files not
+    to see at all (the index's own, when a folder is indexed into itself). `prune`: also
+    find every known file that is gone from disk, wherever it is.
+
+    >>> found = scan(["notes/"], catalog.files())
+    >>> [s.path.name for s in found.new], [row["path"] for row in found.removed]
+    """
     result = Scan()
-    roots = [Path(p).expanduser().resolve() for p in paths]
+    roots = [Path(os.path.abspath(Path(p).expanduser())) for p in paths]
+    roots += [r.resolve() for r in roots if r.resolve() != r]
     seen_paths: set[str] = set()
-    for path, reason in walk(paths, max_bytes=max_bytes):
+    emptied: list[dict] = []
+    existing = [p for p in paths if os.path.lexists(Path(p).expanduser())]
+    for path, reason, via in walk_found(existing, max_bytes=max_bytes):
+        if ignore is not None and ignore(path):
+            continue
         result.seen += 1
         key = str(path)
         seen_paths.add(key)
+        row = known.get(key)
         if reason is not None:
-            result.skipped.append((key, reason))
+            result.skipped.append((printable(key), reason))
+            if row is not None and content_reason(reason):
+                emptied.append(row)
             continue
         try:
             st = path.stat()
         except OSError as exc:
             result.skipped.append((key, exc.strerror or "unreadable"))
             continue
-        state = FileState(path, st.st_size, st.st_mtime)
-        row = known.get(key)
+        state = FileState(path, st.st_size, st.st_mtime, found_as=str(via))
         if row is None:
             result.new.append(state)
             continue
         state.old_id = row["id"]
+        same_route = (row.get("found_as") or row["path"]) == state.found_as
         if row["size"] == st.st_size and row["mtime"] == st.st_mtime:
             result.unchanged += 1
+            if not same_route:
+                result.touched.append(state)
             continue
         try:
             state.sha256 = sha256_file(path)
@@ -100,9 +144,12 @@ def scan(paths: Sequence[str | Path], known: dict[str, dict], max_bytes: int = M
             result.touched.append(state)
         else:
             result.changed.append(state)
-    # A file skipped this time (now unreadable, say) keeps its old chunks: nothing is lost.
-    result.removed = [
-        row for path, row in known.items() if path not in seen_paths and _under(path, roots)
+    # A file skipped for its access (unreadable now, say) keeps its old chunks: nothing is
+    # lost to a passing problem. One whose content is no longer text loses them.
+    result.removed = emptied + [
+        row for path, row in known.items()
+        if path not in seen_paths
+        and (under(path, roots) or under(row.get("found_as"), roots) or (prune and gone(row)))
     ]
     return result
 

@@ -42,7 +42,10 @@ __all__ = [
     "parse_jsonl",
     "read_file",
     "rst_title",
+    "is_utf8",
+    "printable",
     "walk",
+    "walk_found",
 ]
 
 DEFAULT_MAX_BYTES = 10 * 2**20
@@ -82,6 +85,7 @@ def walk(
     paths: Sequence[str | os.PathLike], max_bytes: int = DEFAULT_MAX_BYTES
 ) -> Iterator[tuple[Path, str | None]]:
     """Yield `(path, None)` for every file to read under `paths`, `(path, reason)` for the rest.
+    (`walk_found` also gives the path each was found at, before links were followed.)
 
     Folders are walked depth first with the entries of each sorted by name, so the order is
     stable; the given paths are taken in the order given. Dot-names and junk folders
@@ -89,11 +93,25 @@ def walk(
     Symlinks are followed; a link back to a folder being walked is reported once as
     "symlink loop", and a file or folder reached a second time by another route is reported
     as a duplicate. Yielded paths are absolute and resolved, the same as `Document.path`
-    (a broken or looping link is yielded as the link itself). Raises `BadInput` at call
-    time, before anything is yielded, when a given path does not exist.
+    (a broken or looping link is yielded as the link itself). A file or folder whose name
+    is not valid UTF-8 is skipped with that reason (the catalog and every output are UTF-8).
+    Raises `BadInput` at call time, before anything is yielded, when a given path does not
+    exist.
 
         >>> [(p.name, r) for p, r in walk(["notes/"])]
         [('a.md', None), ('b.pdf', 'unsupported type .pdf')]
+    """
+    return ((path, reason) for path, reason, _ in walk_found(paths, max_bytes))
+
+
+def walk_found(
+    paths: Sequence[str | os.PathLike], max_bytes: int = DEFAULT_MAX_BYTES
+) -> Iterator[tuple[Path, str | None, Path]]:
+    """`walk`, with a third item: the absolute path the walk met each entry at, before
+    symlinks were resolved (`link.md` for a link to `/elsewhere/target.md`).
+
+        >>> [(p.name, via.name) for p, _, via in walk_found(["notes/"])]
+        [('target.md', 'link.md')]
     """
     _check_max_bytes(max_bytes)
     if isinstance(paths, (str, os.PathLike)):  # one path, not a sequence of characters
@@ -105,49 +123,53 @@ def walk(
     return _walk_roots(roots, max_bytes)
 
 
-def _walk_roots(roots: list[Path], max_bytes: int) -> Iterator[tuple[Path, str | None]]:
+def _walk_roots(roots: list[Path], max_bytes: int) -> Iterator[tuple[Path, str | None, Path]]:
     seen_files: dict[tuple[int, int], Path] = {}  # (st_dev, st_ino) -> first path yielded
     seen_dirs: dict[tuple[int, int], Path] = {}  # every folder entered so far
     for root in roots:
-        yield from _walk_one(root, (), seen_files, seen_dirs, max_bytes)
+        yield from _walk_one(root, root, (), seen_files, seen_dirs, max_bytes)
 
 
 def _walk_one(
     path: Path,
+    via: Path,
     ancestors: tuple[tuple[int, int], ...],
     seen_files: dict[tuple[int, int], Path],
     seen_dirs: dict[tuple[int, int], Path],
     max_bytes: int,
-) -> Iterator[tuple[Path, str | None]]:
+) -> Iterator[tuple[Path, str | None, Path]]:
+    if not is_utf8(os.fspath(path)):
+        yield path, "name is not valid UTF-8 (rename it to index it)", via
+        return
     try:
         st = os.stat(path)  # follows symlinks
     except OSError as e:
-        yield path, _stat_error_reason(path, e)
+        yield path, _stat_error_reason(path, e), via
         return
 
     ident = (st.st_dev, st.st_ino)
     if stat.S_ISDIR(st.st_mode):
         if ident in ancestors:
-            yield path, "symlink loop"
+            yield path, "symlink loop", via
             return
         if ident in seen_dirs:
-            yield path, f"duplicate of {seen_dirs[ident]}"
+            yield path, f"duplicate of {seen_dirs[ident]}", via
             return
         seen_dirs[ident] = path = Path(os.path.realpath(path))
         try:
             with os.scandir(path) as it:
                 names = sorted(e.name for e in it)
         except PermissionError:
-            yield path, "permission denied"
+            yield path, "permission denied", via
             return
         except OSError as e:
-            yield path, f"unreadable ({e.strerror or e})"
+            yield path, f"unreadable ({e.strerror or e})", via
             return
         for name in names:
             if name.startswith(".") or name in JUNK_DIRS:
                 continue
             yield from _walk_one(
-                path / name, ancestors + (ident,), seen_files, seen_dirs, max_bytes
+                path / name, via / name, ancestors + (ident,), seen_files, seen_dirs, max_bytes
             )
         return
 
@@ -158,7 +180,26 @@ def _walk_one(
             reason = f"duplicate of {seen_files[ident]}"
         else:
             seen_files[ident] = path
-    yield path, reason
+    yield path, reason, via
+
+
+def is_utf8(name: str) -> bool:
+    """False for a name with bytes that are not UTF-8 (Python holds them as surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(path: str | os.PathLike) -> str:
+    """A path as text that can always be printed and stored: bytes that are not UTF-8
+    appear as `\\xe9` escapes.
+
+        >>> printable("/notes/r\udce9sum\udce9.txt")
+        '/notes/r\\xe9sum\\xe9.txt'
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _file_reason(path: Path, st: os.stat_result, max_bytes: int) -> str | None:

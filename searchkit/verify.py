@@ -11,14 +11,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import IndexCorrupt, SearchkitError
-from .hashing import sha256_file
 from .index import Index, index_choice, vectors_path
-from .store.vectors import FaissVectors
+from .store.vectors import DAMAGED, FaissVectors
 
 REQUIRED_SETTINGS = ("model", "weights_sha256", "dim", "pooling", "normalize", "chunk_tokens",
                      "chunk_overlap", "generation", "next_chunk_id")
-# The vectors file's sha256 differs from the one its commit recorded.
-DAMAGED = "damaged since it was written (its sha256 is not the catalog's)"
+DAMAGED_CATALOG = "damaged SQLite file"
+REBUILD_HINT = "the catalog cannot be mended in place: rebuild it with `searchkit ingest PATH... --index DIR --rebuild`"
+REPAIR_HINT = "`searchkit verify --repair --index DIR` re-embeds what disagrees (from the catalog's text)"
 
 
 @dataclass
@@ -28,6 +28,8 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     counts: dict = field(default_factory=dict)
     repaired: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # checks left out, and why
+    advice: str = ""  # what to run about the problems, when there are any
 
     def fail(self, message: str) -> None:
         self.ok = False
@@ -47,30 +49,42 @@ def verify(index: Index) -> VerifyReport:
         report = _verify_once(index)
         if report.ok or index.catalog.generation == generation:
             break
+    if not report.ok and not report.advice:
+        report.advice = REPAIR_HINT
     return report
 
 
 def _verify_once(index: Index) -> VerifyReport:
     report = VerifyReport(str(index.folder))
     catalog = index.catalog  # IndexNotFound / IndexCorrupt for a missing or non-SQLite catalog
+    damage = catalog.quick_check()
+    if damage:
+        report.fail(f"{catalog.path.name}: {DAMAGED_CATALOG} ({damage})")
+        report.advice = REBUILD_HINT
+        return report  # nothing else read from it can be trusted
+    try:
+        _check(index, catalog, report)
+    except SearchkitError as exc:  # a damaged page quick_check did not reach, say
+        report.fail(str(exc))
+    return report
+
+
+def _check(index: Index, catalog, report: VerifyReport) -> None:
     settings = catalog.settings()
     missing = [k for k in REQUIRED_SETTINGS if k not in settings]
     if missing:
         report.fail(f"settings missing: {', '.join(missing)}")
     report.counts = {**catalog.counts(), "generation": catalog.generation}
-    try:
-        vectors = index.vectors
-    except SearchkitError as exc:
+    generation = report.counts["generation"]
+    try:  # read anew, damaged or not: what is in the file is what the checks are about
+        vectors = index.load_vectors(generation, check_sha256=False)
+    except SearchkitError as exc:  # (missing: a commit elsewhere dropped it; `verify` retries)
         report.fail(str(exc))
-        return report
+        return
     report.counts["vectors"] = vectors.count
-    expected = catalog.settings().get("vectors_sha256")  # (indexes made before it lack one)
-    path = vectors_path(index.folder, index._generation)
-    try:
-        if expected and index._generation and sha256_file(path) != expected:
-            report.fail(f"{path}: {DAMAGED}")
-    except FileNotFoundError:  # a commit in another process dropped it since: `verify` retries
-        report.fail(f"{path}: missing")
+    expected = settings.get("vectors_sha256")  # (indexes made before it lack one)
+    if expected and generation and vectors.file_sha256 != expected:
+        report.fail(f"{vectors_path(index.folder, generation)}: {DAMAGED}")
     if settings.get("dim") and vectors.dim != settings["dim"]:
         report.fail(f"vectors have dim {vectors.dim}, settings say {settings['dim']}")
     faiss_ids = set(vectors.ids().tolist())
@@ -97,7 +111,6 @@ def _verify_once(index: Index) -> VerifyReport:
         if n:
             report.fail(f"{n} {what}")
     _verify_fts(catalog, report)
-    return report
 
 
 def _verify_fts(catalog, report: VerifyReport) -> None:
@@ -109,6 +122,9 @@ def _verify_fts(catalog, report: VerifyReport) -> None:
         if fts != report.counts["chunks"]:
             report.fail(f"full-text index holds {fts} rows for {report.counts['chunks']} chunks")
             return
+        if catalog.readonly:  # FTS5's integrity check is written as an INSERT
+            report.notes.append("full-text index terms not checked: the catalog is read-only")
+            return
         catalog.db.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)")
     except sqlite3.DatabaseError as exc:
         report.fail(f"full-text index: {exc}")
@@ -118,8 +134,8 @@ def repair(index: Index) -> VerifyReport:
     """Make the vectors agree with the catalog: embed chunks that lack a vector, drop
     vectors without a chunk, drop orphan rows; commit it as a new generation."""
     before = verify(index)
-    if before.ok:
-        return before
+    if before.ok or any(DAMAGED_CATALOG in p for p in before.problems):
+        return before  # SQLite's own pages are beyond repair here: the report says --rebuild
     catalog = index.catalog
     with index._write_lock():
         repaired = []
@@ -157,4 +173,6 @@ def repair(index: Index) -> VerifyReport:
         index.publish(vectors, lambda: None, {"next_chunk_id": next_id})
     after = verify(index)
     after.repaired = repaired
+    if not after.ok:
+        after.advice = REBUILD_HINT
     return after

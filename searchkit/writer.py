@@ -64,7 +64,8 @@ class Writer:
             catalog.remove_files(self.removed_files)
             for f, ids in self.files:
                 file_row = {"path": str(f.state.path), "sha256": f.state.sha256, "size": f.state.size,
-                            "mtime": f.state.mtime, "reader": f.reader}
+                            "mtime": f.state.mtime, "reader": f.reader,
+                            "found_as": f.state.found_as or str(f.state.path)}
                 it = iter(ids.tolist())
                 docs = [(d, [{**c, "id": next(it)} for c in chunks]) for d, chunks in zip(f.documents, f.chunks)]
                 catalog.add_file(file_row, docs)

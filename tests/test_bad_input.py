@@ -119,14 +119,36 @@ def test_unreadable_file_is_skipped(built, small_bert):
     intact()
 
 
-def test_a_file_gone_bad_keeps_its_chunks(built, small_bert):
-    """A file indexed before that is now undecodable is skipped, and its old chunks stay."""
-    corpus, index, intact = built
-    (corpus / "while.txt").write_bytes(b"while \xff\xfe broken now")
+@pytest.mark.parametrize("content, reason", [
+    (b"while \xff\xfe broken now", "invalid UTF-8"),
+    (b"", "empty"),
+    (b"while\x00\x01\x02 binary now", "binary"),
+    (b"   \n\n  ", "empty"),
+])
+def test_a_file_gone_bad_loses_its_chunks(built, small_bert, content, reason):
+    """A file indexed before that is now empty, binary or undecodable has changed: it is
+    skipped with its reason and its old chunks go (searches no longer return its old text)."""
+    corpus, index, _ = built
+    old = [c for c in chunks_of(index) if c[0].endswith("while.txt")]
+    (corpus / "while.txt").write_bytes(content)
     summary = json.loads(invoke(*ingest_args(corpus, index, small_bert)).stdout)
-    assert [(Path(s["path"]).name, s["reason"]) for s in summary["skipped"]] == [("while.txt", "invalid UTF-8")]
-    assert summary["files_removed"] == 0 and summary["chunks_removed"] == 0
-    intact()
+    assert [(Path(s["path"]).name, s["reason"]) for s in summary["skipped"]] == [("while.txt", reason)]
+    assert summary["files_removed"] == 1 and summary["chunks_removed"] == len(old) > 0
+    assert not [c for c in chunks_of(index) if c[0].endswith("while.txt")]
+    verify_ok(index)
+    assert not [h for h in search_ok(index) if h["path"].endswith("while.txt")]
+
+
+def test_a_file_grown_past_the_size_limit_loses_its_chunks(built, small_bert):
+    from searchkit import open_index
+
+    corpus, index, _ = built
+    (corpus / "while.txt").write_text("while loops " * 400, encoding="utf-8")
+    summary = open_index(index, model=small_bert).ingest([corpus], max_file_bytes=4000)
+    assert [(Path(s["path"]).name, s["reason"]) for s in summary.skipped] == [("while.txt", "over size limit (4.7 KB > 3.9 KB)")]
+    assert summary.files_removed == 1 and summary.chunks_removed > 0
+    assert not [c for c in chunks_of(index) if c[0].endswith("while.txt")]
+    verify_ok(index)
 
 
 # -- what stops the command: one line, exit 1, the index as it was -----------------------

@@ -99,11 +99,11 @@ def test_reader_reloads_when_the_writer_removes_its_generation(tmp_path, small_b
     real_load = FaissVectors.load
     raced = []
 
-    def load_after_a_commit(path):
+    def load_after_a_commit(path, **kwargs):
         if not raced:
             raced.append(path)
             writer.ingest([corpus])  # commits first + 1, deletes the file being opened
-        return real_load(path)
+        return real_load(path, **kwargs)
 
     monkeypatch.setattr(FaissVectors, "load", staticmethod(load_after_a_commit))
     hits = reader.search("for loop over a sequence", k=3)

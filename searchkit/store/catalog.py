@@ -7,16 +7,19 @@ committed in one transaction together with the vector generation it matches.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlite_utils import Database, Migrations
 
-from ..errors import IndexCorrupt
+from ..errors import DiskFull, IndexCorrupt, IndexLocked, ReadOnlyIndex, SearchkitError
 
 migrations = Migrations("searchkit")
 
@@ -79,6 +82,14 @@ def m002_chunks_fts(db: Database) -> None:
     db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')")
 
 
+@migrations()
+def m003_files_found_as(db: Database) -> None:
+    """The path a file was found at before symlinks were resolved (`files.path` is the
+    resolved one), so that removing a link drops the file it led to."""
+    db["files"].add_column("found_as", str)
+    db.execute("UPDATE files SET found_as = path")
+
+
 # SQL joining a chunk to its document and file, for filters on their columns.
 _CHUNK_JOINS = (
     "JOIN documents ON chunks.document_id = documents.id JOIN files ON documents.file_id = files.id"
@@ -99,8 +110,40 @@ class ChunkRow:
     text: str
 
 
+REBUILD = "`searchkit ingest PATH... --rebuild` builds the index anew"
+
+
+def sql_error(path: Path, exc: sqlite3.Error) -> SearchkitError:
+    """One line for what SQLite raised, naming the catalog and what to do."""
+    text = str(exc)
+    if "disk is full" in text:
+        return DiskFull(f"disk full while writing {path}; free some space and run the command again")
+    if "readonly" in text or "read-only" in text:
+        return ReadOnlyIndex(f"{path}: read-only; searches work, writing needs a writable index folder")
+    if "locked" in text or "busy" in text:
+        return IndexLocked(f"{path}: busy ({text}); try again")
+    return IndexCorrupt(f"{path}: damaged ({text}); `searchkit verify` tells what is wrong, {REBUILD}")
+
+
+def _translated(method):
+    """SQLite's errors from `method` become `sql_error`'s one-line `SearchkitError`s."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise sql_error(self.path, exc) from None
+
+    return wrapper
+
+
 class Catalog:
     """The catalog of one index folder.
+
+    Opened read-write where the folder and the file can be written, else read-only (WAL
+    needs its -shm file, so a read-only folder is opened `immutable`: nothing can change
+    it meanwhile). Every SQLite error becomes a one-line `SearchkitError` (`sql_error`).
 
     >>> cat = Catalog(Path("index/catalog.db"))
     >>> cat.counts()
@@ -109,47 +152,92 @@ class Catalog:
 
     def __init__(self, path: Path, create: bool = False):
         self.path = Path(path)
+        self.readonly = not create and self.path.exists() and not (
+            os.access(self.path.parent, os.W_OK) and os.access(self.path, os.W_OK)
+        )
         try:
+            self.inode = os.stat(self.path).st_ino if self.path.exists() else None
             # Searches may run in a worker thread (the TUI); Index serialises access.
-            conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+            conn = self._connect()
             self.db = Database(conn)
             self.db.execute("PRAGMA schema_version").fetchone()
             if not create and not {"settings", "files", "documents", "chunks"} <= set(self.db.table_names()):
                 conn.close()  # empty, or someone else's database: never add tables to it
                 raise IndexCorrupt(f"{self.path}: not a searchkit catalog (a SQLite database without its tables)")
-            self.db.enable_wal()
-            self.db.execute("PRAGMA synchronous = FULL")
-            migrations.apply(self.db)
+            if self.readonly:
+                if migrations.pending(self.db):
+                    raise ReadOnlyIndex(f"{self.path}: made by an older searchkit and read-only; open it once with "
+                                        "write access (any ingest) to bring it up to date")
+            else:
+                self.db.enable_wal()
+                self.db.execute("PRAGMA synchronous = FULL")
+                migrations.apply(self.db)
+            self.inode = self.inode or os.stat(self.path).st_ino
         except sqlite3.DatabaseError as exc:
-            raise IndexCorrupt(f"{self.path}: not a usable SQLite database ({exc})") from None
+            if "disk is full" in str(exc) or "readonly" in str(exc):
+                raise sql_error(self.path, exc) from None
+            raise IndexCorrupt(f"{self.path}: not a usable SQLite database ({exc}); {REBUILD}") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self.readonly:
+            return sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+        # A read-only folder: no -shm can be made there, so SQLite must take the file as
+        # immutable, unless a writer left a WAL with its -shm (then read through both).
+        wal, shm = (Path(f"{self.path}{suffix}") for suffix in ("-wal", "-shm"))
+        live_wal = wal.exists() and wal.stat().st_size > 0 and shm.exists()
+        flags = "mode=ro" + ("" if live_wal or os.access(self.path.parent, os.W_OK) else "&immutable=1")
+        uri = f"file:{urllib.parse.quote(str(self.path))}?{flags}"
+        return sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
+
+    def replaced(self) -> bool:
+        """True once another file took this catalog's name (a `--rebuild` swapped the folder):
+        this connection still reads the old one."""
+        try:
+            return os.stat(self.path).st_ino != self.inode
+        except FileNotFoundError:
+            return False  # mid-swap on a system without an atomic exchange: look again later
 
     def close(self) -> None:
         self.db.close()
 
     # -- settings -------------------------------------------------------------------------
 
+    @_translated
     def settings(self) -> dict:
         return {row["key"]: json.loads(row["value"]) for row in self.db["settings"].rows}
 
+    @_translated
     def put_settings(self, values: dict) -> None:
         self.db["settings"].upsert_all(
             ({"key": k, "value": json.dumps(v)} for k, v in values.items()), pk="key"
         )
 
     @property
+    @_translated
     def generation(self) -> int:
         row = self.db.execute("SELECT value FROM settings WHERE key = 'generation'").fetchone()
         return int(json.loads(row[0])) if row else 0
 
     # -- reads ------------------------------------------------------------------------------
 
+    def quick_check(self) -> str:
+        """'' when SQLite's `PRAGMA quick_check` finds the file sound, else its first finding."""
+        try:
+            rows = [r[0] for r in self.db.execute("PRAGMA quick_check").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        return "" if rows == ["ok"] else f"{rows[0]}" + (f" and {len(rows) - 1} more" if len(rows) > 1 else "")
+
+    @_translated
     def counts(self) -> dict[str, int]:
         return {t: self.db[t].count for t in ("files", "documents", "chunks")}
 
+    @_translated
     def files(self) -> dict[str, dict]:
         """Every file row, by path."""
         return {row["path"]: row for row in self.db["files"].rows}
 
+    @_translated
     def chunk_ids_of_files(self, file_ids: Sequence[int]) -> list[int]:
         if not file_ids:
             return []
@@ -160,9 +248,11 @@ class Catalog:
         )
         return [r[0] for r in self.db.execute(sql, list(file_ids)).fetchall()]
 
+    @_translated
     def chunk_ids(self) -> list[int]:
         return [r[0] for r in self.db.execute("SELECT id FROM chunks ORDER BY id").fetchall()]
 
+    @_translated
     def chunk_ids_where(self, where: tuple[str, Sequence]) -> list[int]:
         """Ids of the chunks whose document and file satisfy `where`, an SQL boolean over
         `files.*` and `documents.*` with its bound parameters (see `searchkit.filters`)."""
@@ -170,6 +260,7 @@ class Catalog:
         query = f"SELECT chunks.id FROM chunks {_CHUNK_JOINS} WHERE {sql} ORDER BY chunks.id"
         return [r[0] for r in self.db.execute(query, list(params)).fetchall()]
 
+    @_translated
     def lexical(self, match: str, k: int, where: tuple[str, Sequence] | None = None) -> list[tuple[int, float]]:
         """The k best (chunk id, BM25 score) for an FTS5 `match` expression, best first;
         higher scores are better (FTS5's bm25() negated). `where` as in `chunk_ids_where`."""
@@ -188,10 +279,12 @@ class Catalog:
             params = [match, int(k)]
         return [(int(r[0]), -float(r[1])) for r in self.db.execute(sql, params).fetchall()]
 
+    @_translated
     def fts_count(self) -> int:
         """Rows in the full-text index itself (not its content table, which is `chunks`)."""
         return int(self.db.execute("SELECT count(*) FROM chunks_fts_docsize").fetchone()[0])
 
+    @_translated
     def chunks(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
         """The chunks with these ids (missing ids are left out)."""
         ids = [int(i) for i in ids]
@@ -209,6 +302,7 @@ class Catalog:
                 out[row[0]] = ChunkRow(*row)
         return out
 
+    @_translated
     def document_text(self, chunk_id: int) -> str:
         row = self.db.execute(
             "SELECT documents.text FROM chunks JOIN documents ON chunks.document_id = documents.id "
@@ -217,6 +311,7 @@ class Catalog:
         ).fetchone()
         return row[0] if row else ""
 
+    @_translated
     def last_run(self) -> dict | None:
         rows = list(self.db["runs"].rows_where(order_by="id desc", limit=1))
         if not rows:
@@ -237,15 +332,21 @@ class Catalog:
             >>> with catalog.write():
             ...     catalog.add_run(started, summary)
         """
-        self.db.execute("BEGIN IMMEDIATE")
         try:
-            yield self
-        except BaseException:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                if self.db.conn.in_transaction:
+                    self.db.conn.rollback()
+                raise
+            self.db.conn.commit()
+        except sqlite3.Error as exc:
             if self.db.conn.in_transaction:
                 self.db.conn.rollback()
-            raise
-        self.db.conn.commit()
+            raise sql_error(self.path, exc) from None
 
+    @_translated
     def remove_files(self, file_ids: Sequence[int]) -> None:
         for start in range(0, len(file_ids), 500):
             part = list(file_ids[start : start + 500])
@@ -258,12 +359,14 @@ class Catalog:
             self.db.execute(f"DELETE FROM documents WHERE file_id IN ({marks})", part)
             self.db.execute(f"DELETE FROM files WHERE id IN ({marks})", part)
 
-    def touch_files(self, stats: Sequence[tuple[int, int, float]]) -> None:
-        """Record the new (size, mtime) of files whose content did not change, so the next
-        scan skips them without hashing: (file id, size, mtime) triples."""
-        for file_id, size, mtime in stats:
-            self.db["files"].update(file_id, {"size": size, "mtime": mtime})
+    @_translated
+    def touch_files(self, stats: Sequence[tuple[int, int, float, str]]) -> None:
+        """Record the new (size, mtime, found_as) of files whose content did not change, so
+        the next scan skips them without hashing: (file id, size, mtime, found_as) tuples."""
+        for file_id, size, mtime, found_as in stats:
+            self.db["files"].update(file_id, {"size": size, "mtime": mtime, "found_as": found_as})
 
+    @_translated
     def add_file(self, file: dict, documents: Sequence[tuple[dict, Sequence[dict]]]) -> None:
         """Insert one file row, its documents and their chunks (chunk ids given by the caller)."""
         file_id = self.db["files"].insert({**file, "ingested_at": time.time()}).last_pk
@@ -273,6 +376,7 @@ class Catalog:
             ).last_pk
             self.db["chunks"].insert_all(({**c, "document_id": doc_id} for c in chunks))
 
+    @_translated
     def add_run(self, started_at: float, summary: dict) -> None:
         self.db["runs"].insert(
             {"started_at": started_at, "finished_at": time.time(), "summary": json.dumps(summary)}

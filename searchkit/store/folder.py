@@ -7,18 +7,43 @@ import ctypes
 import errno
 import fcntl
 import os
+import re
 import shutil
 from pathlib import Path
 
-from ..errors import IndexLocked
+from ..errors import DiskFull, IndexLocked, ReadOnlyIndex
 from .vectors import fsync_dir
 
 CATALOG_FILE = "catalog.db"
 LOCK_FILE = "write.lock"
 
 
+# Exactly the names an index writes in its folder. Sweeps, --rebuild and the walk of a
+# folder indexed into itself touch these and nothing else: a user's `vectors.md` or
+# `catalog.db.bak` beside them is the user's.
+_VECTORS_NAME = re.compile(r"vectors\.(\d{6,})\.faiss(\.tmp)?")
+_CATALOG_NAME = re.compile(re.escape(CATALOG_FILE) + r"(\.new)?(-wal|-shm|-journal)?")
+
+
 def is_index_file(name: str) -> bool:
-    return name == LOCK_FILE or name.startswith((CATALOG_FILE, "vectors."))
+    """True for the names the index itself writes (catalog, its WAL, lock, vectors files)."""
+    return name == LOCK_FILE or bool(_CATALOG_NAME.fullmatch(name) or _VECTORS_NAME.fullmatch(name))
+
+
+def vectors_path(folder: Path, generation: int) -> Path:
+    return folder / f"vectors.{generation:06d}.faiss"
+
+
+def stale_files(folder: Path, generation: int) -> list[Path]:
+    """What a crash can leave in `folder` while `generation` is live: other generations'
+    vectors files, temporary ones, a catalog being created (`catalog.db.new` and its WAL)."""
+    keep = vectors_path(folder, generation).name
+    out = []
+    for entry in os.scandir(folder):
+        catalog = _CATALOG_NAME.fullmatch(entry.name)
+        if (_VECTORS_NAME.fullmatch(entry.name) and entry.name != keep) or (catalog and catalog.group(1)):
+            out.append(Path(entry.path))
+    return out
 
 
 def remove_folder(folder: Path) -> None:
@@ -70,6 +95,16 @@ def exchange(a: Path, b: Path) -> None:
     fsync_dir(b.parent)
 
 
+def folder_error(folder: Path, exc: OSError) -> Exception:
+    """The one-line error for an OSError met while writing an index folder (a full disk, a
+    read-only folder); any other OSError is returned as it is."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(f"disk full while writing {exc.filename or folder}; free some space and run the command again")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return ReadOnlyIndex(f"{folder}: read-only ({exc.strerror}); searches work, writing to it needs write access")
+    return exc
+
+
 class FolderLock:
     """One writer per index folder (an advisory lock on a file inside it)."""
 
@@ -78,8 +113,11 @@ class FolderLock:
         self.fh = None
 
     def __enter__(self):
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.fh = open(self.folder / LOCK_FILE, "a+")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.fh = open(self.folder / LOCK_FILE, "a+")
+        except OSError as exc:
+            raise folder_error(self.folder, exc) from None
         try:
             fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -87,10 +125,14 @@ class FolderLock:
             holder = self.fh.read().strip() or "another process"
             self.fh.close()
             raise IndexLocked(f"{self.folder}: another ingest ({holder}) is writing to this index; try again when it ends") from None
-        self.fh.seek(0)
-        self.fh.truncate()
-        self.fh.write(f"pid {os.getpid()}")
-        self.fh.flush()
+        try:  # who holds it, for the message above (a full disk must not keep the lock)
+            self.fh.seek(0)
+            self.fh.truncate()
+            self.fh.write(f"pid {os.getpid()}")
+            self.fh.flush()
+        except OSError as exc:
+            self.__exit__()
+            raise folder_error(self.folder, exc) from None
         return self
 
     def __exit__(self, *exc):

@@ -22,6 +22,8 @@ Three kinds (`KINDS`):
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import math
 import os
 from pathlib import Path
@@ -29,8 +31,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ..errors import BadInput, IndexCorrupt
-from ..hashing import sha256_file
+from ..errors import BadInput, DiskFull, IndexCorrupt
 from . import gpu
 
 KINDS = ("flat", "hnsw", "ivfpq")
@@ -59,6 +60,9 @@ EXACT_FILTER = 50_000  # a where-filter allowing at most this many ids: exact se
 SERIAL_BELOW = 20
 LIVE = faiss.IDSelectorRange(0, 2**62)  # chunk ids are positive; tombstones are labelled -1
 
+
+# A vectors file whose sha256 differs from the one its commit recorded.
+DAMAGED = "damaged since it was written (its sha256 is not the catalog's)"
 
 SEARCH_PARAMS = ("efSearch", "nprobe")  # may change on a built index; the rest need a rebuild
 
@@ -119,6 +123,7 @@ class FaissVectors:
         self._dead = int((self._id_map < 0).sum()) if self.kind == "hnsw" else 0  # tombstones
         self._gpu: faiss.Index | None = None  # the search copy on a GPU (store/gpu.py)
         self._gpu_refused = False  # faiss-gpu would not take this index: search on the CPU
+        self.file_sha256: str | None = None  # of the file it was loaded from (`load`)
         self._apply_params()
 
     @classmethod
@@ -405,31 +410,69 @@ class FaissVectors:
 
     def save(self, path: Path) -> str:
         """Write to `path` atomically: temp file, fsync, rename, fsync the folder. Returns the
-        file's sha256, for the catalog to record: `verify` then finds any later damage."""
+        file's sha256 (hashed as it is written), for the catalog to record: `verify` then
+        finds any later damage. On any failure the temp file is removed; a full disk raises
+        `DiskFull`."""
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        faiss.write_index(self.index, str(tmp))
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        digest = sha256_file(tmp)
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-        return digest
+        digest = hashlib.sha256()
+        try:
+            with open(tmp, "wb") as fh:
+
+                def write(chunk: bytes) -> None:
+                    digest.update(chunk)
+                    fh.write(chunk)
+
+                # Through Python's file, so that a write error keeps its errno (FAISS's own
+                # writer turns it into a RuntimeError string).
+                writer = faiss.PyCallbackIOWriter(write)
+                faiss.write_index(self.index, writer)
+                del writer
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            fsync_dir(path.parent)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFull(f"disk full while writing {tmp}; free some space and run the command "
+                               "again (the index keeps its last commit)") from None
+            raise
+        return digest.hexdigest()
 
     @classmethod
-    def load(cls, path: Path, params: dict | None = None) -> "FaissVectors":
+    def load(cls, path: Path, params: dict | None = None, sha256: str | None = None) -> "FaissVectors":
         """Read a saved index; `params` (the settings' `index_params`) re-applies the search
-        settings that `write_index` does not keep (IVF's nprobe)."""
+        settings that `write_index` does not keep (IVF's nprobe). `sha256`: the digest its
+        commit recorded; the bytes are hashed as FAISS reads them (about 0.5 s a GB more),
+        and a file changed since it was written is refused rather than searched."""
+        digest = hashlib.sha256()
         try:
-            index = faiss.read_index(str(path))
+            with open(path, "rb") as fh:
+
+                def read(size: int) -> bytes:
+                    chunk = fh.read(size)
+                    digest.update(chunk)
+                    return chunk
+
+                reader = faiss.PyCallbackIOReader(read)
+                index = faiss.read_index(reader)
+                del reader
+                digest.update(fh.read())  # anything past what FAISS read is part of the file too
+        except FileNotFoundError:
+            raise IndexCorrupt(f"{path}: missing") from None
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
             raise IndexCorrupt(f"{path}: not a readable FAISS index ({first[:160]})") from None
+        if sha256 and digest.hexdigest() != sha256:
+            raise IndexCorrupt(f"{path}: {DAMAGED}; `searchkit verify --repair` re-embeds it from the catalog")
         try:
             kind = _kind_of(index)
         except TypeError as exc:
             raise IndexCorrupt(f"{path}: {exc}") from None
-        return cls(index, kind).tune(params)
+        vectors = cls(index, kind).tune(params)
+        vectors.file_sha256 = digest.hexdigest()
+        return vectors
 
 
 def _default_m(dim: int) -> int:

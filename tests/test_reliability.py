@@ -1,0 +1,364 @@
+"""Regression tests for what a new user ran into (issue 12): user files the index must never
+delete, one bad file or value that must not stop everything, results that must not go stale."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from index_helpers import chunks_of, ingest_args, search_ok, verify_ok, write_corpus
+
+from searchkit.cli import main
+from searchkit.store.folder import is_index_file
+
+GOOD = ["pass", "while", "lambda", "del"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [*map(str, args)])
+
+
+def ingest(corpus, index, model, *extra):
+    result = invoke(*ingest_args(corpus, index, model, *extra))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def one_line_error(result, *needles) -> str:
+    assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
+    err = result.stderr.strip()
+    assert err.splitlines() == [err] and err.startswith("searchkit: error: "), err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    return err
+
+
+@pytest.mark.parametrize("name, own", [
+    ("catalog.db", True), ("catalog.db-wal", True), ("catalog.db-shm", True), ("catalog.db.new", True),
+    ("catalog.db.new-wal", True), ("write.lock", True), ("vectors.000003.faiss", True),
+    ("vectors.000003.faiss.tmp", True), ("vectors.1000000.faiss", True),
+    ("vectors.md", False), ("vectors.old.txt", False), ("vectors.000001.faiss.bak", False),
+    ("catalog.db.bak", False), ("catalog.dbx", False), ("write.lock.txt", False), ("vectors.12.faiss", False),
+])
+def test_index_file_names_are_exact(name, own):
+    assert is_index_file(name) is own
+
+
+def test_a_folder_indexed_into_itself_keeps_the_users_files(tmp_path, small_bert):
+    notes = write_corpus(tmp_path / "notes", GOOD)
+    (notes / "vectors.md").write_text("calc: the vectors of a matrix and their norms\n")
+    (notes / "vectors.old.txt").write_text("x\n")
+    summary = ingest(notes, notes, small_bert)
+    assert (notes / "vectors.md").read_text().startswith("calc")
+    assert (notes / "vectors.old.txt").exists()
+    # The index's own files are not documents: neither seen nor skipped.
+    assert summary["files_seen"] == len(GOOD) + 2
+    assert not [s for s in summary["skipped"] if is_index_file(Path(s["path"]).name)]
+    paths = {Path(p).name for p, *_ in chunks_of(notes)}
+    assert "vectors.md" in paths
+    # A user's backup beside the live vectors survives a re-ingest and a rebuild.
+    live = next(notes.glob("vectors.0*.faiss"))
+    backup = notes / (live.name + ".bak")
+    backup.write_bytes(live.read_bytes())
+    (notes / "catalog.db.bak").write_bytes((notes / "catalog.db").read_bytes())
+    (notes / "while.txt").write_text("while\n\nchanged text about loops")
+    ingest(notes, notes, small_bert)
+    assert backup.exists() and (notes / "catalog.db.bak").exists()
+    rebuilt = ingest(notes, notes, small_bert, "--rebuild")
+    assert not [s for s in rebuilt["skipped"] if is_index_file(Path(s["path"]).name)]
+    assert backup.exists() and (notes / "catalog.db.bak").exists() and (notes / "vectors.md").exists()
+    verify_ok(notes)
+    assert search_ok(notes)
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_not_fatal(tmp_path, small_bert):
+    corpus = write_corpus(tmp_path / "corpus", GOOD)
+    bad = os.fsdecode(b"r\xe9sum\xe9.txt")
+    (corpus / bad).write_text("a resume with a latin-1 name", encoding="utf-8")
+    (corpus / os.fsdecode(b"caf\xe9")).mkdir()
+    (corpus / os.fsdecode(b"caf\xe9") / "menu.txt").write_text("coffee", encoding="utf-8")
+    index = tmp_path / "index"
+    summary = ingest(corpus, index, small_bert)
+    assert summary["files_added"] == len(GOOD)
+    reasons = {Path(s["path"]).name: s["reason"] for s in summary["skipped"]}
+    assert reasons == {"r\\xe9sum\\xe9.txt": "name is not valid UTF-8 (rename it to index it)",
+                       "caf\\xe9": "name is not valid UTF-8 (rename it to index it)"}
+    human = invoke(*ingest_args(corpus, index, small_bert)[:-1])
+    assert human.exit_code == 0, human.output
+    assert f"skipped {corpus}/r\\xe9sum\\xe9.txt: name is not valid UTF-8" in human.stderr
+    # Given by name, too.
+    direct = invoke("ingest", corpus / bad, "--index", index, "--model", small_bert, "--json")
+    assert direct.exit_code == 0 and json.loads(direct.stdout)["files_skipped"] == 1
+    verify_ok(index)
+
+
+def moved(tmp_path, small_bert):
+    docs_a = write_corpus(tmp_path / "docsA", GOOD)
+    index = tmp_path / "index"
+    ingest(docs_a, index, small_bert)
+    docs_b = tmp_path / "docsB"
+    docs_a.rename(docs_b)
+    return docs_a, docs_b, index
+
+
+def test_a_folder_moved_away_is_dropped_by_naming_it(tmp_path, small_bert):
+    docs_a, docs_b, index = moved(tmp_path, small_bert)
+    summary = ingest(docs_b, index, small_bert)
+    assert summary["files_added"] == len(GOOD) and summary["files_removed"] == 0
+    # The old folder no longer exists, but the index has files from it: they go.
+    gone = ingest(docs_a, index, small_bert)
+    assert gone["files_removed"] == len(GOOD) and gone["files_seen"] == 0
+    assert {Path(p).parent for p, *_ in chunks_of(index)} == {docs_b}
+    # A path the index never had is still a mistake.
+    one_line_error(invoke(*ingest_args(tmp_path / "docsC", index, small_bert)), "docsC: no such file or directory")
+    verify_ok(index)
+
+
+def test_prune_drops_what_is_gone_anywhere(tmp_path, small_bert):
+    docs_a, docs_b, index = moved(tmp_path, small_bert)
+    summary = ingest(docs_b, index, small_bert, "--prune")
+    assert summary["files_added"] == len(GOOD) and summary["files_removed"] == len(GOOD)
+    assert {Path(p).parent for p, *_ in chunks_of(index)} == {docs_b}
+    # --prune alone, no PATHS: only drops.
+    (docs_b / "del.txt").unlink()
+    alone = invoke("ingest", "--prune", "--index", index, "--model", small_bert, "--json")
+    assert alone.exit_code == 0, alone.output
+    assert json.loads(alone.stdout)["files_removed"] == 1
+    verify_ok(index)
+    usage = invoke("ingest", "--index", index)
+    assert usage.exit_code == 2 and "give at least one PATH" in usage.stderr
+
+
+def test_a_removed_symlink_drops_the_file_it_led_to(tmp_path, small_bert):
+    outside = write_corpus(tmp_path / "outside", ["lambda"])
+    docs = write_corpus(tmp_path / "docs", ["pass", "while"])
+    (docs / "linked.txt").symlink_to(outside / "lambda.txt")
+    index = tmp_path / "index"
+    assert ingest(docs, index, small_bert)["files_added"] == 3
+    (docs / "linked.txt").unlink()
+    summary = ingest(docs, index, small_bert)
+    assert summary["files_removed"] == 1
+    assert (outside / "lambda.txt").exists()
+    assert not [c for c in chunks_of(index) if c[0].endswith("lambda.txt")]
+    # And through --prune: a link re-pointed elsewhere drops what it used to lead to.
+    (docs / "linked.txt").symlink_to(outside / "lambda.txt")
+    ingest(docs, index, small_bert)
+    (docs / "linked.txt").unlink()
+    (docs / "linked.txt").symlink_to(docs / "pass.txt")
+    pruned = invoke("ingest", "--prune", "--index", index, "--model", small_bert, "--json")
+    assert json.loads(pruned.stdout)["files_removed"] == 1
+    assert not [c for c in chunks_of(index) if c[0].endswith("lambda.txt")]
+    verify_ok(index)
+
+
+def test_names_are_printed_literally_not_as_markup(tmp_path, small_bert):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "[red]alert.txt").write_text("alert: the red alarm rings when the loop fails", encoding="utf-8")
+    (corpus / "[draft] plan.md").write_text("# Plan\n\nthe draft plan for the loop", encoding="utf-8")
+    (corpus / "[bold]x.png").write_bytes(b"\x89PNG")
+    index = tmp_path / "odd [/b] name"
+    human = invoke(*ingest_args(corpus, index, small_bert)[:-1])
+    assert human.exit_code == 0, (human.output, human.exception)
+    assert f"-> {index}" in human.stdout
+    assert "skipped " + str(corpus / "[bold]x.png") + ": unsupported type .png" in human.stderr
+    hits = invoke("search", "the loop fails", "--index", index, "-k", "2")
+    assert hits.exit_code == 0, hits.output
+    assert "[red]alert.txt" in hits.stdout and "[draft] plan.md" in hits.stdout
+    info = invoke("info", "--index", index)
+    assert info.exit_code == 0 and "[/b]" in info.stdout
+    verified = invoke("verify", "--index", index)
+    assert verified.exit_code == 0 and "odd [/b] name is consistent" in verified.stdout
+
+
+# -- a damaged catalog, a full disk, a read-only folder ----------------------------------------
+
+
+def damage_pages(db: Path, table: str | None) -> None:
+    """Overwrite the header of the root page of `table` (its rows become unreadable, the rest
+    of the file stays sound), or of every page but the schema's (`table=None`)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every page in the file itself, none in the WAL
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", [table]).fetchone() if table else (0,)
+    conn.close()
+    pages = [root - 1] if table else range(1, db.stat().st_size // 4096)
+    with open(db, "r+b") as fh:
+        for page in pages:
+            fh.seek(page * 4096)
+            fh.write(b"\xde\xad\xbe\xef" * 16)
+
+
+@pytest.fixture
+def built(tmp_path, small_bert):
+    corpus = write_corpus(tmp_path / "corpus", ["pass", "while", "lambda", "del", "for", "if", "try", "with"])
+    index = tmp_path / "index"
+    ingest(corpus, index, small_bert)
+    return corpus, index
+
+
+@pytest.mark.parametrize("table, says", [
+    ("chunks", "catalog.db: damaged (database disk image is malformed)"),  # found when a hit is read
+    (None, "catalog.db: not a usable SQLite database"),  # found on opening
+])
+def test_a_damaged_catalog_gives_one_line_everywhere(built, small_bert, table, says):
+    corpus, index = built
+    damage_pages(index / "catalog.db", table)
+    for mode in ("dense", "lexical", "hybrid"):
+        one_line_error(invoke("search", "loop over a sequence", "--index", index, "--mode", mode), says, "--rebuild")
+    for args in (["verify"], ["verify", "--repair"]):
+        result = invoke(*args, "--index", index)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        lines = result.stderr.strip().splitlines()
+        if table:
+            assert lines == [f"searchkit: {index}: catalog.db: damaged SQLite file (database disk image is malformed)",
+                             "searchkit: the catalog cannot be mended in place: rebuild it with "
+                             f"`searchkit ingest PATH... --index {index} --rebuild`"], lines
+        else:
+            one_line_error(result, says, "--rebuild")
+    # The fix it names works.
+    ingest(corpus, index, small_bert, "--rebuild")
+    verify_ok(index)
+
+
+def test_verify_names_the_fix(built):
+    _, index = built
+    from index_helpers import query
+
+    (chunk_id,) = query(index, "SELECT min(id) FROM chunks")[0]
+    import sqlite3
+
+    db = sqlite3.connect(index / "catalog.db")
+    db.execute("DELETE FROM chunks WHERE id = ?", [chunk_id])
+    db.commit()
+    db.close()
+    result = invoke("verify", "--index", index)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"searchkit: `searchkit verify --repair --index {index}` re-embeds what disagrees (from the catalog's text)")
+    assert json.loads(invoke("verify", "--index", index, "--json").stdout)["advice"]
+    assert invoke("verify", "--repair", "--index", index).exit_code == 0
+    verify_ok(index)
+
+
+def test_a_damaged_vectors_file_is_refused_not_searched(built):
+    _, index = built
+    vectors = next(index.glob("vectors.*.faiss"))
+    data = bytearray(vectors.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 200] = b"\x7f" * 200  # floats of about 3.4e38
+    vectors.write_bytes(bytes(data))
+    one_line_error(invoke("search", "loop", "--index", index), "damaged since it was written", "verify --repair")
+    assert invoke("verify", "--repair", "--index", index).exit_code == 0
+    verify_ok(index)
+
+
+def test_impossible_scores_are_caught_in_memory(built, small_bert):
+    """Vectors damaged after loading (no file to hash): a score past the query's norm."""
+    from searchkit import open_index
+    from searchkit.errors import IndexCorrupt
+
+    _, index = built
+    idx = open_index(index, model=small_bert)
+    assert idx.search("loop", k=3)
+    flat = idx.vectors.index  # IDMap2 over a flat index: poke its raw floats
+    import faiss
+
+    raw = faiss.rev_swig_ptr(faiss.downcast_index(flat.index).get_xb(), flat.ntotal * flat.d)
+    raw[:] = 3.8e37
+    with pytest.raises(IndexCorrupt, match="impossible for unit vectors"):
+        idx.search("loop", k=3)
+
+
+def mount_or_skip(*args: str) -> None:
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount")
+    done = subprocess.run(["mount", *args], capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"mount {' '.join(args)}: {done.stderr.strip()}")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 6 MB tmpfs: room for a small index, and easy to fill."""
+    import subprocess
+
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    mount_or_skip("-t", "tmpfs", "-o", "size=6M", "tmpfs", str(mnt))
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(disk: Path, leave_kb: int) -> None:
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    with open(disk / "filler", "wb") as fh:
+        fh.write(b"\0" * max(0, free - leave_kb * 1024))
+
+
+def test_disk_full_is_one_line_and_keeps_the_last_commit(small_disk, tmp_path, small_bert):
+    corpus = write_corpus(tmp_path / "corpus", GOOD)
+    index = small_disk / "index"
+    # A new index on a full disk.
+    fill(small_disk, 0)
+    one_line_error(invoke(*ingest_args(corpus, index, small_bert)), "disk full while writing")
+    (small_disk / "filler").unlink()
+    ingest(corpus, index, small_bert)
+    before = chunks_of(index)
+    # An update that cannot write its vectors file: the temporary file goes, the commit stays.
+    write_corpus(corpus, ["for", "if", "try", "with", "class", "global"])
+    fill(small_disk, 20)
+    one_line_error(invoke(*ingest_args(corpus, index, small_bert)), "disk full while writing")
+    assert not list(index.glob("*.tmp")) and not list(index.glob("catalog.db.new*"))
+    assert chunks_of(index) == before
+    verify_ok(index)
+    (small_disk / "filler").unlink()
+    assert ingest(corpus, index, small_bert)["files_added"] == 6
+
+
+def test_a_read_only_index_searches_and_refuses_to_write(built, tmp_path, small_bert):
+    import subprocess
+
+    corpus, index = built
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mount_or_skip("--bind", str(index), str(ro))
+    try:
+        done = subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], capture_output=True, text=True)
+        if done.returncode:
+            pytest.skip(f"remount read-only: {done.stderr.strip()}")
+        for mode in ("dense", "lexical", "hybrid"):
+            result = invoke("search", "loop over a sequence", "--index", ro, "--mode", mode, "--json")
+            assert result.exit_code == 0 and json.loads(result.stdout), result.output
+        assert invoke("info", "--index", ro).exit_code == 0
+        checked = invoke("verify", "--index", ro)
+        assert checked.exit_code == 0 and "is consistent" in checked.stdout, checked.output
+        assert "the catalog is read-only" in checked.stderr
+        one_line_error(invoke(*ingest_args(corpus, ro, small_bert)), "read-only")
+        assert invoke("verify", "--repair", "--index", ro).exit_code == 0  # nothing to mend: nothing written
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
+    verify_ok(index)
+
+
+def test_a_long_lived_reader_follows_a_rebuild(built, tmp_path, small_bert):
+    """An `open_index` held across another process's `--rebuild` (as the TUI holds one)
+    reopens the new index, with its model, instead of serving the old one forever."""
+    from tiny_models import make_small_bert
+
+    from searchkit import open_index
+
+    corpus, index = built
+    reader = open_index(index)
+    assert reader.search("loop", k=1)
+    assert reader.info()["chunks"] > 0
+    other = make_small_bert(tmp_path / "other-model", hidden=48)
+    new_corpus = write_corpus(tmp_path / "new-corpus", ["class", "global"])
+    ingest(new_corpus, index, other, "--rebuild")
+    hits = reader.search("a class definition", k=50)
+    assert {Path(h.path).parent for h in hits} == {new_corpus}
+    assert reader.encoder.dim == 48
+    assert reader.info()["files"] == 2
