@@ -8,14 +8,19 @@ import pytest
 
 pytest.importorskip("textual")
 
+from click.testing import CliRunner  # noqa: E402
+from textual.geometry import Region  # noqa: E402
+from textual.worker import WorkerFailed  # noqa: E402
+
 import searchkit  # noqa: E402
 from searchkit import parity  # noqa: E402
-from searchkit.errors import MissingDependency  # noqa: E402
+from searchkit.cli import main  # noqa: E402
+from searchkit.errors import IndexCorrupt, MissingDependency  # noqa: E402
 from searchkit.tui import SearchApp  # noqa: E402
 from searchkit.tui.hf_results import HfResults  # noqa: E402
 from searchkit.tui.messages import SearchDone  # noqa: E402
 from searchkit.tui.notice import Notice  # noqa: E402
-from searchkit.tui.parity_panel import ParityPanel  # noqa: E402
+from searchkit.tui.parity_panel import PARITY_KEY, ParityPanel  # noqa: E402
 from searchkit.tui.preview import Preview  # noqa: E402
 from searchkit.tui.results import ResultsTable  # noqa: E402
 from searchkit.tui.status import StatusBar  # noqa: E402
@@ -85,6 +90,12 @@ async def search(pilot, query: str) -> None:
 
 def first_file(app: SearchApp) -> str:
     return str(app.query_one(ResultsTable).get_row_at(0)[2])
+
+
+def painted(widget) -> str:
+    """What `widget` draws on the screen (after any markup was applied), line by line."""
+    lines = widget.render_lines(Region(0, 0, widget.outer_size.width, widget.outer_size.height))
+    return "\n".join(line.text for line in lines)
 
 
 @pytest.mark.parametrize(
@@ -260,6 +271,154 @@ def test_stale_results_are_dropped(make_app):
         assert app.hits == hits and app.query_text == "delete a name binding"
 
     drive(app, scenario)
+
+
+def test_parity_key_works_from_the_query_box(make_app, monkeypatch, minilm):
+    vector = minilm.encode(["delete a name binding"])
+    monkeypatch.setattr(parity, "reference_vectors", lambda encoder, reference, texts: vector)
+    app = make_app()
+    app.reference = object()  # already "loaded": no transformers needed
+
+    async def scenario(pilot):
+        query = app.query_one("#query")
+        assert app.focused is query  # where focus starts
+        assert f"Press {PARITY_KEY}" in app.query_one(ParityPanel).text  # the hint names it
+        assert PARITY_KEY in app.screen.active_bindings  # and the footer shows it
+        await pilot.press(*"del", PARITY_KEY)
+        assert app.parity and query.value == "del" and app.focused is query
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.parity_result is not None and app.parity_result.query == "del"
+        await pilot.press(PARITY_KEY)
+        assert not app.parity and app.parity_result is None
+
+    drive(app, scenario)
+
+
+MARKUP_NAMES = ["[red]alert.txt", "[draft] plan.md", "x[/b]y.txt"]  # the last: folder "x["
+
+
+@pytest.fixture(scope="module")
+def markup_index(tmp_path_factory, minilm) -> Path:
+    corpus = tmp_path_factory.mktemp("markup") / "corpus"
+    for name in MARKUP_NAMES:
+        (corpus / name).parent.mkdir(parents=True, exist_ok=True)
+        (corpus / name).write_text(f"[bold]{name}[/bold] the server is [i]down[/]\n", "utf-8")
+    searchkit.open_index(corpus.parent / "index", encoder=minilm).ingest([corpus])
+    return corpus.parent / "index"
+
+
+def test_names_and_text_are_shown_as_written_not_as_markup(markup_index, minilm, monkeypatch):
+    vector = minilm.encode(["is the server down"])
+    monkeypatch.setattr(parity, "reference_vectors", lambda encoder, reference, texts: vector)
+    app = SearchApp(index=searchkit.open_index(markup_index, encoder=minilm), k=3)
+    app.reference = object()
+
+    async def scenario(pilot):
+        await search(pilot, "is the server [i]down[/]")
+        assert "is the server [i]down[/]" in painted(app.query_one("#query"))
+        table, preview = app.query_one(ResultsTable), app.query_one(Preview)
+        assert table.row_count == len(MARKUP_NAMES)
+        shown = painted(table)
+        for name in MARKUP_NAMES:
+            assert name in shown
+        assert shown.count("[bold]") == len(MARKUP_NAMES)  # chunk text, in the snippets
+        for row in range(table.row_count):
+            table.move_cursor(row=row)
+            await pilot.pause()
+            title, body = map(painted, preview.query("#preview-title, #preview-body"))
+            assert Path(preview.hit.path).name in title and "[i]down[/]" in body
+        await pilot.press("down", "p")
+        await settle(pilot)
+        shown = painted(app.query_one(HfResults))
+        assert all(name in shown for name in MARKUP_NAMES) and "[bold]" in shown
+
+    drive(app, scenario)
+
+
+def test_a_missing_index_named_like_markup_is_named_as_written(tmp_path):
+    app = SearchApp(index_dir=tmp_path / "[b]my index[/b]")
+
+    async def scenario(pilot):
+        assert "[b]my index[/b]" in painted(app.query_one(Notice))
+
+    drive(app, scenario)
+
+
+def test_a_corrupt_catalog_while_searching_is_a_message(make_app, monkeypatch):
+    app = make_app()
+    error = IndexCorrupt(f"{app.index.folder}/catalog.db: database disk image is malformed")
+
+    def corrupt(vectors, k):
+        raise error
+
+    async def scenario(pilot):
+        monkeypatch.setattr(app.index, "search_vectors", corrupt)
+        await search(pilot, "delete a name binding")
+        assert app.is_running and "search failed" in app.query_one(StatusBar).text
+        assert str(error) in painted(app.query_one(Notice))
+        assert app.failure is error  # `run()` raises it after the user quits
+        monkeypatch.undo()
+        await search(pilot, " again")  # the app goes on
+        assert first_file(app) == "del.txt"
+
+    drive(app, scenario)
+
+
+def run_tui(index_dir: Path, monkeypatch, check=None):
+    """`searchkit tui --index DIR` with the app headless; it quits once the workers are done."""
+    real_run = SearchApp.run
+
+    async def quit_when_settled(pilot):
+        try:
+            await settle(pilot)
+        except WorkerFailed:  # a bug: the app ends on its own, as it does with no pilot
+            return
+        if check is not None:
+            check(pilot.app)
+        await pilot.press("ctrl+q")
+
+    def headless(app):
+        return real_run(app, headless=True, size=SIZE, auto_pilot=quit_when_settled)
+
+    monkeypatch.setattr(SearchApp, "run", headless)
+    return CliRunner().invoke(main, ["tui", "--index", str(index_dir)])
+
+
+def test_tui_exits_0_after_a_normal_session(index_dir, monkeypatch):
+    seen = []
+    result = run_tui(index_dir, monkeypatch, check=lambda app: seen.append(app.ready))
+    assert seen == [True] and result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "garbage, shown", [(False, "no index here"), (True, "not a usable SQLite")]
+)
+def test_tui_exits_1_when_the_index_cannot_be_opened(tmp_path, monkeypatch, garbage, shown):
+    folder = tmp_path / "index"
+    if garbage:  # a damaged catalog: not a SQLite file at all
+        folder.mkdir()
+        (folder / "catalog.db").write_bytes(bytes(range(256)) * 16)
+    seen = []
+
+    def check(app):  # the UI shows the error while it runs
+        seen.append(app.is_running and shown in app.query_one(Notice).message)
+
+    result = run_tui(folder, monkeypatch, check)
+    assert seen == [True]
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()  # and one line says it again after the app ends
+    assert line.startswith("searchkit: error: ") and shown in line
+
+
+def test_tui_exits_non_zero_when_a_worker_hits_a_bug(tmp_path, monkeypatch):
+    def broken(folder):
+        raise RuntimeError("a bug in opening")
+
+    monkeypatch.setattr("searchkit.tui.app.open_index", broken)
+    result = run_tui(tmp_path / "index", monkeypatch)
+    assert result.exit_code == 1
+    assert "a bug in opening" in result.stderr  # Textual printed the traceback
 
 
 def test_snapshot_after_query(make_app, snap_compare):

@@ -22,7 +22,7 @@ from textual.widgets import Footer
 from textual.worker import get_current_worker
 
 from .. import parity as parity_lib  # looked up at call time, so tests can patch it
-from ..errors import IndexNotFound, SearchkitError
+from ..errors import IndexCorrupt, IndexNotFound, SearchkitError
 from ..index import Hit, Index, open_index
 from .compare import ParityResult, common_root, compare_query
 from .hf_results import HfResults
@@ -38,11 +38,16 @@ from .messages import (
     SearchFailed,
 )
 from .notice import Notice
-from .parity_panel import ParityPanel
+from .parity_panel import PARITY_KEY, ParityPanel
 from .preview import Preview
 from .query import QueryInput
 from .results import ResultsTable
 from .status import StatusBar
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's message on one line, for the notice, the toasts and the parity panel."""
+    return " ".join(str(exc).splitlines()) or type(exc).__name__
 
 
 class SearchApp(App):
@@ -55,11 +60,12 @@ class SearchApp(App):
     CSS_PATH = "search.tcss"
     TITLE = "searchkit"
     # Printable keys fire only when the query box is not focused (it consumes them, so
-    # typing "q" or "p" there types them); ctrl+q quits from anywhere.
+    # typing "q" or "p" there types them); ctrl+q and PARITY_KEY work from anywhere.
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True),
         Binding("q", "quit", "Quit", show=False),
-        Binding("p", "toggle_parity", "Parity"),
+        Binding(PARITY_KEY, "toggle_parity", "Parity"),
+        Binding("p", "toggle_parity", "Parity", show=False),
         Binding("slash", "focus_query", "Query"),
         Binding("escape", "focus_results", "Results", show=False),
     ]
@@ -95,6 +101,9 @@ class SearchApp(App):
         self.reference: Any = None  # the transformers model, once loaded
         self.reference_loading = False
         self.pending_query = ""  # submitted before the model finished loading
+        # Why the index could not be opened, or how it broke while searching: the UI shows
+        # it, and `run()` raises it once the user quits, so `searchkit tui` exits non-zero.
+        self.failure: SearchkitError | None = None
 
     def compose(self) -> ComposeResult:
         yield QueryInput(id="query")
@@ -136,9 +145,9 @@ class SearchApp(App):
             facts = IndexFacts(name, str(encoder.device), encoder.dtype_name, info["vectors"], root)
             self.post_message(IndexReady(index, facts))
         except IndexNotFound as exc:
-            self.post_message(IndexFailed(str(exc), "no index"))
+            self.post_message(IndexFailed(one_line(exc), "no index", cause=exc))
         except SearchkitError as exc:  # corrupt index, model missing or mismatched
-            self.post_message(IndexFailed(str(exc), "cannot open index"))
+            self.post_message(IndexFailed(one_line(exc), "cannot open index", cause=exc))
 
     def on_index_ready(self, message: IndexReady) -> None:
         self.index = message.index
@@ -152,12 +161,13 @@ class SearchApp(App):
             self.start_parity()  # switched on while the model was loading
 
     def on_index_failed(self, message: IndexFailed) -> None:
+        self.failure = message.cause or self.failure
         if message.facts:
             self._show_facts(message.facts)
         self.query_one(StatusBar).state = message.state
         self.query_one(Notice).message = message.error
         self.query_one(Preview).clear("Nothing to search.")
-        self.notify(message.error, severity="error", timeout=8)
+        self.notify(message.error, severity="error", timeout=8, markup=False)
 
     def _show_facts(self, facts: IndexFacts) -> None:
         status = self.query_one(StatusBar)
@@ -174,7 +184,7 @@ class SearchApp(App):
         if not self.ready:
             self.pending_query = query
             if self.query_one(Notice).message:
-                self.notify(self.query_one(Notice).message, severity="error")
+                self.notify(self.query_one(Notice).message, severity="error", markup=False)
             return
         self.run_query(query)
 
@@ -197,8 +207,8 @@ class SearchApp(App):
             # Read the documents here, so the UI thread never waits on SQLite.
             documents = {h.chunk_id: index.catalog.document_text(h.chunk_id) for h in hits}
             self.post_message(SearchDone(seq, query, vector[0], hits, documents, latency_ms))
-        except SearchkitError as exc:
-            self.post_message(SearchFailed(seq, str(exc)))
+        except SearchkitError as exc:  # e.g. IndexCorrupt: the catalog cannot be read
+            self.post_message(SearchFailed(seq, one_line(exc), exc))
 
     def on_search_done(self, message: SearchDone) -> None:
         if message.seq != self.seq:
@@ -215,10 +225,12 @@ class SearchApp(App):
             self.start_parity()
 
     def on_search_failed(self, message: SearchFailed) -> None:
+        if isinstance(message.cause, IndexCorrupt):  # the index broke: say so on exit too
+            self.failure = message.cause
         if message.seq == self.seq:
             self.query_one(StatusBar).state = "search failed"
             self.query_one(Notice).message = message.error
-            self.notify(message.error, severity="error")
+            self.notify(message.error, severity="error", markup=False)
 
     def watch_hits(self, hits: list[Hit]) -> None:
         self.query_one(ResultsTable).show(hits, self.root, self.parity_result)
@@ -274,9 +286,10 @@ class SearchApp(App):
         try:
             self.post_message(ReferenceLoaded(parity_lib.load_reference(path)))
         except SearchkitError as exc:
-            self.post_message(ReferenceFailed(str(exc)))
+            self.post_message(ReferenceFailed(one_line(exc)))
         except (OSError, ValueError, KeyError) as exc:  # transformers cannot read this checkpoint
-            self.post_message(ReferenceFailed(f"transformers could not load {path}: {exc}"))
+            error = f"transformers could not load {path}: {one_line(exc)}"
+            self.post_message(ReferenceFailed(error))
 
     def on_reference_loaded(self, message: ReferenceLoaded) -> None:
         self.reference_loading = False
@@ -288,7 +301,7 @@ class SearchApp(App):
         self.reference_loading = False
         self.parity = False
         self.query_one(ParityPanel).show_off(message.error)
-        self.notify(message.error, title="parity", severity="error", timeout=8)
+        self.notify(message.error, title="parity", severity="error", timeout=8, markup=False)
 
     @work(thread=True, exclusive=True, group="parity")
     def run_parity(self, seq: int, query: str, vector: np.ndarray, hits: list[Hit]) -> None:
@@ -300,7 +313,7 @@ class SearchApp(App):
                 result = compare_query(query, vector, hf[0], hits, hf_hits)
                 self.post_message(ParityDone(seq, result))
         except SearchkitError as exc:
-            self.post_message(ParityFailed(seq, str(exc)))
+            self.post_message(ParityFailed(seq, one_line(exc)))
 
     def on_parity_done(self, message: ParityDone) -> None:
         if message.seq == self.seq and self.parity:
@@ -310,7 +323,7 @@ class SearchApp(App):
         if message.seq == self.seq:
             self.parity = False
             self.query_one(ParityPanel).show_off(message.error)
-            self.notify(message.error, title="parity", severity="error")
+            self.notify(message.error, title="parity", severity="error", markup=False)
 
     def watch_parity_result(self, result: ParityResult | None) -> None:
         self.query_one(ResultsTable).show(self.hits, self.root, result)

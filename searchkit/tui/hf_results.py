@@ -42,8 +42,9 @@ class HfResults(DataTable):
                 ours_cell = Text(str(ours))
             else:
                 ours_cell = Text(f"{ours if ours is not None else '—'} ≠", style=marked)
-            cells = [str(hit.rank), f"{hit.score:.4f}", ours_cell, file, snippet(hit.text, room)]
-            self.add_row(*cells, key=str(hit.chunk_id))
+            # Text, not str: a DataTable reads str cells as markup ("[red]alert.txt").
+            cells = [str(hit.rank), f"{hit.score:.4f}", ours_cell, Text(file)]
+            self.add_row(*cells, Text(snippet(hit.text, room)), key=str(hit.chunk_id))
 
     def on_resize(self) -> None:
         # Shown while hidden (width 0), or resized: fit the snippet column again.

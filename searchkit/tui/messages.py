@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from textual.message import Message
 
+from ..errors import SearchkitError
 from ..index import Hit, Index
 from .compare import ParityResult
 
@@ -36,13 +37,20 @@ class IndexReady(Message):
 
 
 class IndexFailed(Message):
-    """The index could not be opened, or holds nothing to search."""
+    """The index could not be opened (`cause` says why), or holds nothing to search."""
 
-    def __init__(self, error: str, state: str, facts: IndexFacts | None = None) -> None:
+    def __init__(
+        self,
+        error: str,
+        state: str,
+        facts: IndexFacts | None = None,
+        cause: SearchkitError | None = None,
+    ) -> None:
         super().__init__()
         self.error = error
         self.state = state  # a few words for the status bar
         self.facts = facts
+        self.cause = cause  # None for an empty index, which opened fine
 
 
 class SearchDone(Message):
@@ -62,9 +70,9 @@ class SearchDone(Message):
 
 
 class SearchFailed(Message):
-    def __init__(self, seq: int, error: str) -> None:
+    def __init__(self, seq: int, error: str, cause: SearchkitError | None = None) -> None:
         super().__init__()
-        self.seq, self.error = seq, error
+        self.seq, self.error, self.cause = seq, error, cause
 
 
 class ReferenceLoaded(Message):

@@ -10,9 +10,14 @@ from textual.widgets import Label, LoadingIndicator, Static, Switch
 
 from .compare import ParityResult
 
+# A control key, so that it works in the query box too (which types printable keys);
+# ctrl+p is Textual's command palette. The app binds it, and `p` outside the query box.
+PARITY_KEY = "ctrl+t"
 # The label repeats the switch's state in words, for screen readers and text captures.
 LABELS = {False: "off: ours only", True: "on: comparing with HF transformers"}
-OFF_TEXT = "Off. Press p (or click the switch) to embed each query with HF transformers too."
+OFF_TEXT = (
+    f"Off. Press {PARITY_KEY} (or click the switch) to embed each query with HF transformers too."
+)
 
 
 class ParityPanel(Vertical):
@@ -30,7 +35,7 @@ class ParityPanel(Vertical):
             yield Switch(id="parity-switch")
             yield Label(LABELS[False], id="parity-label")
         yield LoadingIndicator(id="parity-loading")
-        yield Static(OFF_TEXT, id="parity-stats")
+        yield Static(OFF_TEXT, id="parity-stats", markup=False)
 
     def on_mount(self) -> None:
         self.border_title = "parity"
@@ -49,7 +54,8 @@ class ParityPanel(Vertical):
 
     def _set(self, stats: Text | str, loading: bool = False) -> None:
         self.query_one("#parity-loading").display = loading
-        self.query_one("#parity-stats", Static).update(stats)
+        text = Text(stats) if isinstance(stats, str) else stats  # errors quote paths: not markup
+        self.query_one("#parity-stats", Static).update(text)
 
     def show_off(self, error: str = "") -> None:
         bad = self.get_component_rich_style("parity--bad")

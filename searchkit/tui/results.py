@@ -48,7 +48,8 @@ class ResultsTable(DataTable):
             cells: list = [str(hit.rank), f"{hit.score:.4f}"]
             if parity is not None:
                 cells.append(self._hf_cell(hit, parity))
-            cells += [file, snippet(hit.text, room)]
+            # Text, not str: a DataTable reads str cells as markup ("[red]alert.txt").
+            cells += [Text(file), Text(snippet(hit.text, room))]
             self.add_row(*cells, key=str(hit.chunk_id))
         if hits:
             self.move_cursor(row=min(keep, len(hits) - 1))
