@@ -14,7 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-DEFAULT_SOURCE = Path("/work/shared/data/scifact/corpus.jsonl")
+# The project's copy of SciFact lies beside the checkout, in ../shared/data/scifact.
+DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl"
 
 
 def export(source: Path, out_file: Path, limit: int | None = None) -> int:

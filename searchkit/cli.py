@@ -40,6 +40,20 @@ def _fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
+def _message(exc: SearchkitError) -> str:
+    """The library's message, naming the flag where it names a Python parameter
+    (`chunk_tokens=5: ...` becomes `--chunk-tokens 5: ...`)."""
+    param = getattr(exc, "param", None)
+    ctx = click.get_current_context(silent=True)
+    if param and ctx is not None:
+        long = "--" + param.replace("_", "-")
+        for option in ctx.command.params:
+            if isinstance(option, click.Option) and (option.name == param or long in option.opts):
+                flag = long if long in option.opts else option.opts[0]
+                return f"{flag} {exc.value!r}: {exc.why}"
+    return str(exc)
+
+
 def handle_errors(func):
     """Turn library errors into one-line messages and a non-zero exit."""
 
@@ -48,7 +62,7 @@ def handle_errors(func):
         try:
             return func(*args, **kwargs)
         except SearchkitError as exc:
-            _fail(str(exc))
+            _fail(_message(exc))
         except KeyboardInterrupt:
             _fail("interrupted (nothing half-written: the index keeps its last committed state)", 130)
 
@@ -180,7 +194,7 @@ def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens,
                    "hybrid: both fused by reciprocal rank (score = RRF).")
 @click.option("--where", "where", multiple=True, metavar="COND",
               help="Metadata filter, repeatable (ANDed): path:GLOB, type:EXT[,EXT], mtime>DATE, mtime<DATE, "
-                   "field.NAME=VALUE (also !=, <, <=, >, >=). E.g. --where 'path:docs/*.md' --where mtime>2024-01-01")
+                   "field.NAME=VALUE (also !=, <, <=, >, >=). E.g. --where 'path:docs/*.md' --where 'mtime>2024-01-01'")
 @click.option("--ef-search", type=click.IntRange(min=1), default=None,
               help="hnsw indexes: candidates explored per query (more: better recall, slower).")
 @click.option("--nprobe", type=click.IntRange(min=1), default=None,
@@ -426,7 +440,7 @@ def eval_(dataset_dir, index_dir, model, device, dtype, modes, chunking, split, 
 @index_option
 @handle_errors
 def tui(index_dir):
-    """Interactive search over an index, with a live parity toggle (p)."""
+    """Interactive search over an index, with a live parity toggle (ctrl+t)."""
     from .tui import run
 
     run(index_dir)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from .errors import BadInput, ModelLoadError
+from .errors import BadInput, ModelLoadError, bad_value
 from .hashing import sha256_files
 from .models import load_model, read_config, weight_files
 from .models._common import linear_path
@@ -40,9 +40,9 @@ def pick_device(device: str | None) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInput(f"--device {device}: no CUDA device is available on this machine")
+        raise bad_value("device", device, "no CUDA device is available on this machine")
     if not (device == "cpu" or device.startswith("cuda")):
-        raise BadInput(f"--device {device!r}: expected auto, cpu or cuda")
+        raise bad_value("device", device, "expected auto, cpu or cuda")
     return torch.device(device)
 
 
@@ -53,7 +53,7 @@ def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
     try:
         return DTYPES[dtype.lower()]
     except KeyError:
-        raise BadInput(f"--dtype {dtype!r}: expected fp32, bf16 or fp16") from None
+        raise bad_value("dtype", dtype, "expected auto, fp32, bf16 or fp16") from None
 
 
 def machine_facts() -> dict:
@@ -207,14 +207,14 @@ class Encoder:
         self.config = read_config(self.path)
         self.pooling = (pooling or default_pooling(self.path)).lower()
         if self.pooling not in POOLINGS:
-            raise BadInput(f"--pooling {pooling!r}: expected one of {', '.join(POOLINGS)}")
+            raise bad_value("pooling", pooling, f"expected one of {', '.join(POOLINGS)}")
         self.normalize = normalize
         self.batch_tokens = int(batch_tokens)
         self.model = load_model(self.path, self.device, self.dtype)
         n = self.model.num_hidden_states
         self.layer = self.model.default_layer if layer is None else int(layer)
         if not -n <= self.layer < n:
-            raise BadInput(f"--layer {layer}: this model has hidden states 0..{n - 1}")
+            raise bad_value("layer", layer, f"this model has hidden states 0..{n - 1}")
         self.max_length = min(max_length or max_length_of(self.path, self.config), self.model.max_positions)
         self.tokenizer = load_tokenizer(self.path)  # no truncation: chunking needs every token
         self._truncating = load_tokenizer(self.path)

@@ -10,7 +10,28 @@ class SearchkitError(Exception):
 
 
 class BadInput(SearchkitError, ValueError):
-    """A value given by the user is out of range or malformed."""
+    """A value given by the user is out of range or malformed.
+
+    Made by `bad_value` when it is about one parameter: the message then names it as a
+    Python caller wrote it (`chunk_tokens=5: ...`), and `param`, `value` and `why` let the
+    CLI name the flag instead (`--chunk-tokens 5: ...`).
+    """
+
+    def __init__(self, message: str, param: str | None = None, value=None, why: str = ""):
+        super().__init__(message)
+        self.param, self.value, self.why = param, value, why
+
+    def __reduce__(self):  # keep the fields when pickled (multiprocessing, Ray workers)
+        return (type(self), (str(self), self.param, self.value, self.why))
+
+
+def bad_value(param: str, value, why: str) -> BadInput:
+    """BadInput for one parameter's value: `param=value: why`.
+
+    >>> str(bad_value("k", 0, "must be a positive integer"))
+    'k=0: must be a positive integer'
+    """
+    return BadInput(f"{param}={value!r}: {why}", param=param, value=value, why=why)
 
 
 class ModelNotFound(SearchkitError):

@@ -12,8 +12,8 @@ a line). Metrics follow trec_eval as BEIR runs it (pytrec_eval):
 A document is relevant when its score is > 0. Each is averaged over the queries that have
 at least one relevant document (a query with no results counts 0).
 
-    >>> ds = load_beir("/work/shared/data/scifact")
-    >>> report = evaluate("/work/shared/data/scifact", modes=["dense", "hybrid"])
+    >>> ds = load_beir("../shared/data/scifact")
+    >>> report = evaluate("../shared/data/scifact", modes=["dense", "hybrid"])
     >>> report.results["dense"]["ndcg@10"]
 """
 
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BadInput
+from .errors import BadInput, bad_value
 from .index import Index
 from .retrieval import check_mode
 
@@ -186,9 +186,9 @@ def load_beir(
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise BadInput(f"{folder}: no such dataset folder")
-    for name, value in (("--limit-docs", limit_docs), ("--limit-queries", limit_queries)):
+    for name, value in (("limit_docs", limit_docs), ("limit_queries", limit_queries)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise BadInput(f"{name} {value}: must be a positive integer")
+            raise bad_value(name, value, "must be a positive integer")
     corpus = _need(folder / "corpus.jsonl")
     records, doc_ids, seen = [], [], set()
     for n, line, record in _jsonl(corpus):
@@ -316,7 +316,7 @@ def evaluate(
     """
     modes = list(dict.fromkeys(check_mode(m) for m in modes))
     if not modes:
-        raise BadInput("--mode: give at least one of dense, lexical, hybrid")
+        raise bad_value("modes", list(modes), "give at least one of dense, lexical, hybrid")
     ds = load_beir(dataset, split, limit_docs, limit_queries)
     if not ds.queries:
         raise BadInput(f"{ds.folder}: no judged query has a relevant document in the corpus read")

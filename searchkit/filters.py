@@ -41,7 +41,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .errors import BadInput
+from .errors import BadInput, bad_value
 
 __all__ = ["Condition", "Where", "compile_where", "parse_where", "glob_escape", "WHERE_HELP"]
 
@@ -91,7 +91,7 @@ class Where:
 
 
 def _bad(text: str, why: str) -> BadInput:
-    return BadInput(f"--where {text!r}: {why}")
+    return bad_value("where", text, why)
 
 
 def parse_where(spec) -> list[Condition]:

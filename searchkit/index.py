@@ -26,6 +26,7 @@ from .errors import (
     IndexNotFound,
     ModelMismatch,
     SearchkitError,
+    bad_value,
 )
 from .filters import compile_where
 from .ingest import MAX_FILE_BYTES, PreparedFile, content_reason, embed, prepare, scan, under
@@ -100,9 +101,14 @@ class IngestSummary:
 ProgressFn = Callable[[int, int, int], None]
 
 
+MAX_K = 1_000_000  # hits per query: past that it is a typo, and SQLite's LIMIT overflows first
+
+
 def _check_k(k) -> None:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise BadInput(f"-k {k}: must be a positive integer")
+        raise bad_value("k", k, "must be a positive integer")
+    if k > MAX_K:
+        raise bad_value("k", k, f"at most {MAX_K:,} hits a query")
 
 
 def index_choice(settings: dict) -> str:
@@ -114,14 +120,19 @@ def index_choice(settings: dict) -> str:
 
 # Fault injection for the crash tests (tests/test_crash.py), inert unless set:
 # SEARCHKIT_TEST_CRASH_AT=<point> or <point>:<generation> SIGKILLs the process at that point
-# of a commit. Points: after-vectors-save, before-sqlite-commit, after-sqlite-commit.
+# of a commit; SEARCHKIT_TEST_PAUSE_AT (same values) makes it wait there for a minute, so a
+# test's signal lands at a known moment however fast or loaded the machine. Points:
+# after-vectors-save, before-sqlite-commit, after-sqlite-commit.
 CRASH_ENV = "SEARCHKIT_TEST_CRASH_AT"
+PAUSE_ENV = "SEARCHKIT_TEST_PAUSE_AT"
 
 
 def _crash_point(point: str, generation: int) -> None:
-    wanted = os.environ.get(CRASH_ENV)
-    if wanted and wanted in (point, f"{point}:{generation}"):
+    here = (point, f"{point}:{generation}")
+    if os.environ.get(CRASH_ENV) in here:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(PAUSE_ENV) in here:
+        time.sleep(60)
 
 
 class Index:
@@ -153,12 +164,12 @@ class Index:
         self._pooling, self._layer = pooling, layer
         self._chunk_tokens, self._chunk_overlap = chunk_tokens, chunk_overlap
         if chunking not in (None, *CHUNKINGS):
-            raise BadInput(f"--chunking {chunking!r}: expected {' or '.join(CHUNKINGS)}")
+            raise bad_value("chunking", chunking, f"expected {' or '.join(CHUNKINGS)}")
         if chunking == "whole" and (chunk_tokens is not None or chunk_overlap is not None):
-            raise BadInput("--chunking whole makes one chunk per document: drop --chunk-tokens/--chunk-overlap")
+            raise bad_value("chunking", chunking, "makes one chunk per document: give no chunk_tokens or chunk_overlap")
         self._chunking = chunking
         if index_type not in (None, *INDEX_TYPES):
-            raise BadInput(f"--index-type {index_type!r}: expected one of {', '.join(INDEX_TYPES)}")
+            raise bad_value("index_type", index_type, f"expected one of {', '.join(INDEX_TYPES)}")
         self._index_type = index_type
         # Vector-index parameters (store/vectors.py DEFAULT_PARAMS): all of them for a new
         # index; on a built one only efSearch / nprobe, which also become its new defaults
@@ -283,7 +294,7 @@ class Index:
             detail = ", ".join(f"{k} {show(stored.get(k))} vs {show(mine.get(k))}" for k in diffs)
             raise ModelMismatch(
                 f"{self.folder}: built with model {stored.get('model')}, not {mine.get('model')} ({detail}); "
-                "use the same model and settings, or re-ingest with --rebuild"
+                "use the same model and settings, or rebuild the index with this one (--rebuild; rebuild=True in Python)"
             )
 
     # -- searching --------------------------------------------------------------------------
@@ -301,6 +312,8 @@ class Index:
         [Hit(rank=1, score=0.61, path='/.../inputoutput.txt', ...), ...]
         >>> index.search("open a file", k=3, mode="hybrid", where=["path:*.txt", "mtime>2024-01-01"])
         """
+        if not isinstance(query, str):
+            raise bad_value("query", query, "expected a string (search_many takes a list of queries)")
         return self.search_many([query], k, mode=mode, where=where)[0]
 
     def search_many(self, queries: Sequence[str], k: int = 10, *, mode: str = "dense", where=None) -> list[list[Hit]]:
@@ -313,15 +326,17 @@ class Index:
         if isinstance(queries, str):
             queries = [queries]
         queries = list(queries)
-        for query in queries:
-            if not isinstance(query, str) or not query.strip():
-                raise BadInput("empty query")
+        for n, query in enumerate(queries, 1):
+            if not isinstance(query, str):
+                raise bad_value("queries", queries, f"query {n} is a {type(query).__name__}, not a string")
+            if not query.strip():
+                raise BadInput("empty query" if len(queries) == 1 else f"query {n} is empty")
         if not queries:
             return []
         flt = compile_where(where)
         with self._lock:
             self._follow_swap()
-        vectors = self.encoder.encode(queries) if mode != "lexical" and queries else None
+        vectors = self.encoder.encode(queries, what="query") if mode != "lexical" else None
         depth = hybrid_depth(k) if mode == "hybrid" else int(k)
         with self._lock:
             allowed = self._allowed(flt)
@@ -469,11 +484,15 @@ class Index:
         if not paths and not prune:
             raise BadInput("nothing to ingest: give at least one file or folder")
         self._check_paths(paths)  # before anything is loaded or written
+        new_folder = not os.path.lexists(self.folder)
         try:
             return self._ingest(paths, progress, rebuild, prune, commit_seconds, commit_chunks,
                                 max(1, min(embed_chunks, commit_chunks)), max_file_bytes)
         except OSError as exc:  # writing the folder (reading files is ingest.prepare's to skip)
             raise folder_error(self.folder, exc) from None
+        finally:
+            if new_folder and not self.exists:  # refused (a bad value) or failed before a catalog
+                remove_folder(self.folder)
 
     def _ingest(self, paths, progress, rebuild, prune, commit_seconds, commit_chunks, embed_chunks,
                 max_file_bytes) -> IngestSummary:
@@ -547,23 +566,27 @@ class Index:
         catalog = self.catalog
         stored = catalog.settings()
         if "weights_sha256" in stored:
-            built = stored.get("chunking", "chunks")
-            if self._chunking and self._chunking != built:
-                raise BadInput(f"{self.folder}: built with --chunking {built}, not {self._chunking}; "
-                               "re-ingest with --rebuild to change it")
-            if self._index_type and self._index_type != index_choice(stored):
-                raise BadInput(f"{self.folder}: built with --index-type {index_choice(stored)}, not {self._index_type}; "
-                               "re-ingest with --rebuild to change it")
+            # What a built index was made with stays; asking for something else is an error,
+            # never silently ignored (the same value is fine).
+            built = {"chunking": stored.get("chunking", "chunks"), "index_type": index_choice(stored),
+                     "chunk_tokens": stored.get("chunk_tokens"), "chunk_overlap": stored.get("chunk_overlap")}
+            asked = {"chunking": self._chunking, "index_type": self._index_type,
+                     "chunk_tokens": self._chunk_tokens, "chunk_overlap": self._chunk_overlap}
+            for name, value in asked.items():
+                if value is not None and value != built[name]:
+                    raise bad_value(name, value, f"{self.folder} was built with {built[name]!r}; "
+                                                 "rebuilding the index changes it (--rebuild; rebuild=True in Python)")
             self._params(stored)  # refuse build-time changes before any work
             return stored
         if self._chunking == "whole":
             return self._put_new_settings(encoder, {"chunking": "whole", "chunk_tokens": None, "chunk_overlap": None})
-        tokens = self._chunk_tokens or min(encoder.max_content_tokens, 510)
+        most = encoder.max_content_tokens
+        tokens = self._chunk_tokens if self._chunk_tokens is not None else min(most, 510)
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or not 8 <= tokens <= most:
+            raise bad_value("chunk_tokens", tokens, f"must be a whole number from 8 to {most} for this model")
         overlap = self._chunk_overlap if self._chunk_overlap is not None else tokens // 8
-        if not 8 <= tokens <= encoder.max_content_tokens:
-            raise BadInput(f"--chunk-tokens {tokens}: must be between 8 and {encoder.max_content_tokens} for this model")
-        if not 0 <= overlap < tokens // 2:
-            raise BadInput(f"--chunk-overlap {overlap}: must be between 0 and {tokens // 2 - 1}")
+        if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap < tokens // 2:
+            raise bad_value("chunk_overlap", overlap, f"must be a whole number from 0 to {tokens // 2 - 1}")
         return self._put_new_settings(encoder, {"chunking": "chunks", "chunk_tokens": tokens, "chunk_overlap": overlap})
 
     def _put_new_settings(self, encoder: Encoder, chunking: dict) -> dict:

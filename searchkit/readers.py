@@ -523,6 +523,11 @@ def parse_jsonl(text: str, path: str | os.PathLike) -> ReadResult:
         if not isinstance(record, dict):
             problems.append(f"{where}: not a JSON object")
             continue
+        # JSON can escape half a surrogate pair ("\udce9"): valid JSON, but not text that can
+        # be tokenized or stored as UTF-8.
+        if "\\ud" in line.lower() and not is_utf8(json.dumps(record, ensure_ascii=False)):
+            problems.append(f"{where}: a string holds a lone surrogate escape (not valid Unicode)")
+            continue
         if "text" not in record:
             problems.append(f'{where}: no "text" field')
             continue

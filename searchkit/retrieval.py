@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .errors import BadInput
+from .errors import BadInput, bad_value
 
 MODES = ("dense", "lexical", "hybrid")
 RRF_C = 60  # the constant of Cormack et al.; it damps the weight of the very top ranks
@@ -33,7 +33,7 @@ STOPWORDS = frozenset(
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:
-        raise BadInput(f"--mode {mode!r}: expected {', '.join(MODES)}")
+        raise bad_value("mode", mode, f"expected {', '.join(MODES)}")
     return mode
 
 

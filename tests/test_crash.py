@@ -168,10 +168,12 @@ def test_kill_during_the_save_of_an_update(tmp_path, small_bert, point):
 
 
 def test_ctrl_c_mid_ingest(tmp_path, corpus, small_bert):
-    """SIGINT after a few commits: one line, exit 130, the last commit kept."""
+    """SIGINT after a few commits: one line, exit 130, the last commit kept. The ingest
+    waits after its second commit (a test hook), so the signal always finds it running."""
     folder, reference = corpus
     index = tmp_path / "index"
-    proc = start(ingest_args(folder, index, small_bert, "--commit-chunks", "8"))
+    proc = start(ingest_args(folder, index, small_bert, "--commit-chunks", "8"),
+                 SEARCHKIT_TEST_PAUSE_AT="after-sqlite-commit:2")
     wait_for(lambda: generation(index) >= 2, proc)
     rc, out, err = kill(proc, signal.SIGINT)
     assert rc == 130, err

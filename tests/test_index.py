@@ -111,7 +111,8 @@ def test_other_model_settings_are_refused(built):
 
 @pytest.mark.parametrize("k", [0, -3])
 def test_bad_k(built, k):
-    with pytest.raises(BadInput, match="-k"):
+    """A Python caller is told of `k=`, the parameter it used (the CLI says `-k`)."""
+    with pytest.raises(BadInput, match=f"^k={k}: must be a positive integer$"):
         built[1].search("loop", k=k)
 
 

@@ -231,7 +231,7 @@ def test_cli_index_params(corpus, tmp_path, small_bert):
     new = ["ingest", str(corpus), *base, "--index-type", "hnsw", "--chunk-tokens", "32"]
     # refused before anything is written: unknown name, bad value, malformed
     for bad, message in ((["--index-param", "nprobe=4"], "not one of a hnsw index's"),
-                         (["--index-param", "M=0"], "must be at least 1"),
+                         (["--index-param", "M=0"], "M=0: must be from 2 to 256"),
                          (["--index-param", "M=lots"], "expected a whole number"),
                          (["--index-param", "M"], "expected NAME=VALUE")):
         result = runner.invoke(main, [*new, *bad])

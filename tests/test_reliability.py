@@ -362,3 +362,77 @@ def test_a_long_lived_reader_follows_a_rebuild(built, tmp_path, small_bert):
     assert {Path(h.path).parent for h in hits} == {new_corpus}
     assert reader.encoder.dim == 48
     assert reader.info()["files"] == 2
+
+
+# -- values: range errors, consistent refusals, the parameter the caller used -------------------
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--ef-search", "1099511627776"], "index parameter efSearch=1099511627776: must be from 1 to 1,048,576"),
+    (["-k", "1099511627776"], "-k 1099511627776: at most 1,000,000 hits a query"),
+    (["-k", "99999999999999999999999", "--mode", "lexical"], "at most 1,000,000 hits a query"),
+])
+def test_huge_numbers_are_range_errors(built, args, says):
+    _, index = built
+    one_line_error(invoke("search", "loop", "--index", index, *args), says)
+
+
+def test_huge_index_params_are_range_errors(built, tmp_path, small_bert):
+    corpus, index = built
+    one_line_error(invoke(*ingest_args(corpus, tmp_path / "h", small_bert, "--index-type", "hnsw",
+                                       "--index-param", "M=1099511627776")), "M=1099511627776: must be from 2 to 256")
+    assert not (tmp_path / "h").exists()  # a refused new index leaves no folder behind
+    one_line_error(invoke(*ingest_args(corpus, index, small_bert, "--index-param", "efSearch=1099511627776")),
+                   "efSearch=1099511627776")
+
+
+def test_chunk_settings_are_never_silently_ignored(built, tmp_path, small_bert):
+    corpus, index = built
+    one_line_error(invoke(*ingest_args(corpus, tmp_path / "new", small_bert)[:-1], "--chunk-tokens", "0"),
+                   "--chunk-tokens 0: must be a whole number from 8 to")
+    assert not (tmp_path / "new").exists()
+    # ingest_args asks for the 64 the index was built with: fine. Another value is refused.
+    ingest(corpus, index, small_bert)
+    for flag, value in (("--chunk-tokens", "32"), ("--chunk-overlap", "3"), ("--chunking", "whole")):
+        one_line_error(invoke("ingest", corpus, "--index", index, "--model", small_bert, flag, value),
+                       f"{flag} ", "was built with", "--rebuild")
+
+
+def test_python_callers_are_told_the_parameter_they_used(built, small_bert):
+    from searchkit import load_encoder, open_index
+    from searchkit.errors import BadInput
+
+    _, index = built
+    idx = open_index(index, model=small_bert)
+    cases = [
+        (lambda: idx.search("loop", k=0), "k=0: must be a positive integer"),
+        (lambda: idx.search("loop", mode="fuzzy"), "mode='fuzzy': expected dense, lexical, hybrid"),
+        (lambda: idx.search("loop", where="field.year=>2019"), "where='field.year=>2019': "),
+        (lambda: idx.search(["a", "b"]), "query=['a', 'b']: expected a string (search_many takes a list"),
+        (lambda: idx.search_many(["a", 3]), "queries=['a', 3]: query 2 is a int, not a string"),
+        (lambda: idx.search_many(["a", " "]), "query 2 is empty"),
+        (lambda: open_index(index, chunking="lines"), "chunking='lines': expected chunks or whole"),
+        (lambda: open_index(index, model=small_bert, chunk_tokens=32).ingest([built[0]]), "chunk_tokens=32: "),
+        (lambda: load_encoder(small_bert, dtype="fp8"), "dtype='fp8': expected"),
+        (lambda: load_encoder(small_bert, pooling="max"), "pooling='max': expected"),
+    ]
+    for call, says in cases:
+        with pytest.raises(BadInput) as info:
+            call()
+        assert str(info.value).startswith(says), (str(info.value), says)
+        assert "--" not in str(info.value).split(":")[0]
+    # ... and on the command line, the flag.
+    one_line_error(invoke("search", "loop", "--index", index, "-k", "0"), "-k 0: must be a positive integer")
+    one_line_error(invoke("search", "loop", "--index", index, "--where", "field.year=>2019"), "--where 'field.year=>2019'")
+    one_line_error(invoke("embed", "x", "--model", small_bert, "--dtype", "fp8"), "--dtype 'fp8': expected")
+
+
+def test_a_jsonl_record_with_a_lone_surrogate_is_one_problem(tmp_path, small_bert):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "records.jsonl").write_text('{"_id": "a", "text": "caf\\udce9 au lait"}\n'
+                                          '{"_id": "b", "text": "tea with milk"}\n'
+                                          '{"_id": "c", "text": "ok", "note": "\\ud83d\\ude00"}\n', encoding="utf-8")
+    summary = ingest(corpus, tmp_path / "index", small_bert)
+    assert summary["problems"] == ["records.jsonl line 1: a string holds a lone surrogate escape (not valid Unicode)"]
+    assert sorted(key for _, key, *_ in chunks_of(tmp_path / "index")) == ["b", "c"]  # a real pair is fine

@@ -31,7 +31,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from ..errors import BadInput, DiskFull, IndexCorrupt
+from ..errors import BadInput, DiskFull, IndexCorrupt, bad_value
 from . import gpu
 
 KINDS = ("flat", "hnsw", "ivfpq")
@@ -64,6 +64,11 @@ LIVE = faiss.IDSelectorRange(0, 2**62)  # chunk ids are positive; tombstones are
 # A vectors file whose sha256 differs from the one its commit recorded.
 DAMAGED = "damaged since it was written (its sha256 is not the catalog's)"
 
+# What FAISS can take (its fields are C ints) and what makes sense: HNSW degree 2 to 256,
+# beams and lists up to about a million, 1 to 16 bits a code.
+PARAM_RANGES = {"M": (2, 256), "efConstruction": (1, 1 << 20), "efSearch": (1, 1 << 20),
+                "nlist": (1, 1 << 20), "m": (1, 1024), "nbits": (1, 16), "nprobe": (1, 1 << 20)}
+
 SEARCH_PARAMS = ("efSearch", "nprobe")  # may change on a built index; the rest need a rebuild
 
 
@@ -82,8 +87,9 @@ def check_params(choice: str, params: dict, built: dict | None = None) -> dict:
             out[name] = int(value)
         except (TypeError, ValueError):
             raise BadInput(f"index parameter {name}={value!r}: expected a whole number") from None
-        if out[name] < 1:
-            raise BadInput(f"index parameter {name}={value}: must be at least 1")
+        low, high = PARAM_RANGES[name]
+        if not low <= out[name] <= high:
+            raise BadInput(f"index parameter {name}={value}: must be from {low} to {high:,}")
         was = (built or {}).get(name)
         if name not in SEARCH_PARAMS and was is not None and int(was) != out[name]:
             raise BadInput(f"index parameter {name}={out[name]}: this index was built with {name}={was}; "
@@ -94,7 +100,7 @@ def check_params(choice: str, params: dict, built: dict | None = None) -> dict:
 def params_for(kind: str, params: dict | None = None) -> dict:
     """The full parameter set of `kind`: defaults overridden by `params`."""
     if kind not in KINDS:
-        raise BadInput(f"--index-type {kind!r}: expected one of {', '.join(KINDS)}")
+        raise bad_value("index_type", kind, f"expected one of {', '.join(KINDS)}")
     unknown = set(params or {}) - set(DEFAULT_PARAMS[kind])
     if unknown:
         raise BadInput(f"index type {kind}: unknown parameters {', '.join(sorted(unknown))}")
