@@ -41,11 +41,19 @@ def env(**extra) -> dict:
     return out
 
 
+def _default_sigint() -> None:
+    # A shell starts background jobs with SIGINT ignored, children inherit that, and Python
+    # then installs no KeyboardInterrupt handler: a test run from `make test &` would see
+    # its Ctrl-C go nowhere. Give the child the default, as a terminal would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(args: list[str], **extra_env) -> subprocess.Popen:
     """`python -m searchkit ARGS` in the background, stdout and stderr captured."""
     return subprocess.Popen(
         [sys.executable, "-m", "searchkit", *map(str, args)],
         cwd=REPO, env=env(**extra_env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_sigint,
     )
 
 
