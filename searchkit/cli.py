@@ -289,6 +289,7 @@ def info(index_dir, as_json):
         ("vectors", f"{data['vectors']} × {s.get('dim')} ({s.get('dtype')}, "
                     f"{s.get('pooling')} pooling{', normalised' if s.get('normalize') else ''})"),
         ("index type", _index_type_line(s)),
+        ("segments", str(data["segments"])),
         ("searches on", data["searches_on"] + (" (faiss-gpu)" if data["searches_on"] != "CPU" else "")),
         ("files", str(data["files"])),
         ("documents", str(data["documents"])),
@@ -393,6 +394,23 @@ def verify(index_dir, repair, as_json):
             stderr.print(f"searchkit: {report.advice.replace('DIR', str(index_dir))}", highlight=False, markup=False)
     if not report.ok:
         sys.exit(1)
+
+
+@main.command()
+@index_option
+@json_option
+@handle_errors
+def optimize(index_dir, as_json):
+    """Merge the index's segments into one, dropping removed vectors."""
+    from .index import Index
+
+    index = Index(index_dir)
+    result = index.optimize()
+    if as_json:
+        emit_json(result)
+        return
+    stdout.print(f"{result['segments_before']} segments -> {result['segments']}, {result['vectors']} vectors "
+                 f"({result['dead_dropped']} removed ones dropped) in {result['seconds']:.1f} s", highlight=False)
 
 
 @main.command(name="eval")

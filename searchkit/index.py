@@ -1,15 +1,15 @@
-"""`Index`: one folder holding a SQLite catalog and FAISS vectors, kept in step.
+"""`Index`: one folder holding a SQLite catalog and FAISS vector segments, kept in step.
 
-Crash safety: vectors are saved as `vectors.<generation>.faiss` (atomic write) *before*
-the SQLite transaction that records that generation commits. A crash before the commit
-leaves the catalog pointing at the previous, intact vectors file; a crash after it
-leaves both new. Opening always loads the generation the catalog names.
+Crash safety: each commit writes its new segment file (atomic write) *before* the SQLite
+transaction that lists it commits (store/commit.py). A crash before the commit leaves the
+catalog naming the previous, intact segments; a crash after it, the new ones. Opening
+always loads the segments the catalog names.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +33,7 @@ from .ingest import MAX_FILE_BYTES, PreparedFile, content_reason, embed, prepare
 from .readers import printable
 from .retrieval import check_mode, fts_query, hybrid_depth, rrf
 from .store.catalog import Catalog
+from .store.commit import FORMAT_VERSION, commit, segment_rows
 from .store.folder import (
     CATALOG_FILE,
     FolderLock,
@@ -42,12 +43,11 @@ from .store.folder import (
     is_index_file,
     remove_folder,
     stale_files,
-    vectors_path,
 )
-from .store.vectors import KINDS, FaissVectors, check_params, fsync_dir
+from .store.segments import Segments, plan_merges
+from .store.vectors import KINDS, check_params, fsync_dir
 from .writer import Writer
 
-FORMAT_VERSION = 1
 # Settings that must match for vectors to be comparable; dtype may differ (cosine > 0.999).
 # "chunks": token windows of chunk_tokens; "whole": one chunk per document, which the
 # encoder truncates at its maximum length (how sentence-transformers' BEIR figures embed).
@@ -89,6 +89,7 @@ class IngestSummary:
     files_unchanged: int = 0
     chunks_added: int = 0
     chunks_removed: int = 0
+    merges: int = 0  # segment merges at the end (store/segments.py)
     seconds: float = 0.0
     skipped: list[dict] = field(default_factory=list)  # {path, reason}
     problems: list[str] = field(default_factory=list)  # records skipped inside good files
@@ -116,23 +117,6 @@ def index_choice(settings: dict) -> str:
     vectors), or a kind; indexes from before index types were flat ("flat-ip")."""
     choice = settings.get("index_choice") or settings.get("index_type") or "auto"
     return "flat" if choice == "flat-ip" else choice
-
-
-# Fault injection for the crash tests (tests/test_crash.py), inert unless set:
-# SEARCHKIT_TEST_CRASH_AT=<point> or <point>:<generation> SIGKILLs the process at that point
-# of a commit; SEARCHKIT_TEST_PAUSE_AT (same values) makes it wait there for a minute, so a
-# test's signal lands at a known moment however fast or loaded the machine. Points:
-# after-vectors-save, before-sqlite-commit, after-sqlite-commit.
-CRASH_ENV = "SEARCHKIT_TEST_CRASH_AT"
-PAUSE_ENV = "SEARCHKIT_TEST_PAUSE_AT"
-
-
-def _crash_point(point: str, generation: int) -> None:
-    here = (point, f"{point}:{generation}")
-    if os.environ.get(CRASH_ENV) in here:
-        os.kill(os.getpid(), signal.SIGKILL)
-    if os.environ.get(PAUSE_ENV) in here:
-        time.sleep(60)
 
 
 class Index:
@@ -178,7 +162,7 @@ class Index:
         self._encoder = encoder
         self._encoder_from_settings = False  # built from the stored model, not given
         self._catalog: Catalog | None = None
-        self._vectors: FaissVectors | None = None
+        self._vectors: Segments | None = None
         self._generation = -1
         self._lock = threading.RLock()
         # --rebuild: the new index goes on with the old one's generation and chunk-id
@@ -218,21 +202,21 @@ class Index:
         return self.catalog.settings()
 
     @property
-    def vectors(self) -> FaissVectors:
+    def vectors(self) -> Segments:
         """The vectors of the catalog's current generation (reloaded when it moves on)."""
         with self._lock:
             generation = self.catalog.generation
             while self._vectors is None or generation != self._generation:
                 try:
-                    self._vectors = self.load_vectors(generation)
-                    self._generation = generation
+                    self._vectors = self.load_vectors(previous=self._vectors)
+                    self._generation = self._vectors.generation
                 except IndexCorrupt:
-                    # A writer may have committed a newer generation and deleted this one's
-                    # file between our two reads: then load that one. Else it is real.
+                    # A writer may have committed a newer generation and deleted a merged
+                    # segment between our two reads: then load that one. Else it is real.
                     newer = self.catalog.generation
                     if newer == generation:
                         raise
-                    generation = newer
+                generation = self.catalog.generation
             return self._vectors
 
     def forget_vectors(self) -> None:
@@ -245,22 +229,22 @@ class Index:
         stored = settings.get("index_params") or {}
         return {**stored, **check_params(index_choice(settings), self._index_params, stored)}
 
-    def load_vectors(self, generation: int, check_sha256: bool = True) -> FaissVectors:
-        """The vectors of `generation` read from their file (`check_sha256`: refuse a file
-        whose digest is not the one its commit recorded; `verify` reads it regardless)."""
-        settings = self.settings
-        choice, params = index_choice(settings), self._params(settings)
-        if generation == 0:
-            return FaissVectors.create(int(settings.get("dim") or self.encoder.dim), choice, **params)
-        path = vectors_path(self.folder, generation)
-        if not path.is_file():
-            raise IndexCorrupt(f"{path}: missing (the catalog expects generation {generation})")
-        expected = settings.get("vectors_sha256") if check_sha256 else None
-        vectors = FaissVectors.load(path, sha256=expected).tune(params).aim(choice, params)
-        dim = self.settings.get("dim")
-        if dim and vectors.dim != dim:
-            raise IndexCorrupt(f"{path}: vectors of dim {vectors.dim}, the catalog says {dim}")
-        return vectors
+    def load_vectors(self, check_sha256: bool = True, previous: Segments | None = None,
+                     broken: list | None = None) -> Segments:
+        """The committed segments, read from their files (`check_sha256`: refuse a file whose
+        digest is not the one its commit recorded; `verify` reads them regardless). Segments
+        already loaded in `previous` are reused (segment files never change). `broken`: see
+        `Segments.open`."""
+        settings, rows, dead = self.catalog.snapshot()
+        if int(settings.get("format", 1)) > FORMAT_VERSION:
+            raise IndexCorrupt(f"{self.folder}: written in format {settings['format']} by a newer searchkit; "
+                               f"this one reads formats 1 to {FORMAT_VERSION}")
+        dim = int(settings.get("dim") or self.encoder.dim)
+        segments = Segments.open(self.folder, segment_rows(settings, rows), dead, dim, index_choice(settings),
+                                 self._params(settings), previous=previous, check_sha256=check_sha256,
+                                 broken=broken)
+        segments.generation = int(settings.get("generation") or 0)
+        return segments
 
     @property
     def encoder(self) -> Encoder:
@@ -376,12 +360,12 @@ class Index:
         self._check_scores(vectors, queries, scores, ids)
         return [[(int(i), float(s)) for s, i in zip(srow, irow) if i >= 0] for srow, irow in zip(scores, ids)]
 
-    def _check_scores(self, vectors: FaissVectors, queries: np.ndarray, scores: np.ndarray, ids: np.ndarray) -> None:
+    def _check_scores(self, vectors: Segments, queries: np.ndarray, scores: np.ndarray, ids: np.ndarray) -> None:
         """Stored vectors are unit length, so no score can pass the query's norm: one that
         does (or a NaN) means the vectors in memory are not what was written."""
         if not self.settings.get("normalize", True):
             return
-        slack = 1e-3 if vectors.kind in ("flat", "hnsw") else 0.5  # PQ codes approximate
+        slack = 0.5 if "ivfpq" in vectors.kinds else 1e-3  # PQ codes approximate
         bound = np.linalg.norm(np.atleast_2d(queries), axis=1, keepdims=True) * (1 + slack) + 1e-3
         real = ids >= 0
         bad = real & ~(np.abs(scores) <= bound)  # NaN fails the comparison too
@@ -413,43 +397,74 @@ class Index:
 
     # -- committing a generation ---------------------------------------------------------
 
-    def publish(self, vectors: FaissVectors, catalog_changes: Callable[[], None], settings: dict) -> int:
-        """Commit `vectors` as the next generation, with `catalog_changes()` and `settings`
-        in the same SQLite transaction. The caller holds the write lock.
-
-        Order: vectors.<g+1>.faiss saved durably first, then one transaction records the
-        generation, the file's sha256 and the changes; the old file goes last. A crash or
-        an error at any point leaves generation g whole (the next writer sweeps a stray
-        file). Returns the new generation.
-        """
+    def publish(self, vectors: Segments, catalog_changes: Callable[[], None], settings: dict) -> int:
+        """Commit the pending changes of `vectors` as the next generation: its additions as
+        one new segment file, its removals as dead ids, with `catalog_changes()` and
+        `settings` in the same SQLite transaction (store/commit.py). The caller holds the
+        write lock. Returns the new generation."""
         catalog = self.catalog
-        old = catalog.generation
-        generation = old + 1
+        written = vectors.to_write()
+
+        def changes() -> None:
+            catalog_changes()
+            catalog.add_dead(vectors.dead_pairs())
+
         try:
-            digest = vectors.save(vectors_path(self.folder, generation))
-            _crash_point("after-vectors-save", generation)
-            with catalog.write():
-                catalog_changes()
-                catalog.put_settings({**settings, "generation": generation, "vectors_sha256": digest,
-                                      **vectors.settings})
-                _crash_point("before-sqlite-commit", generation)
+            generation, row = commit(self.folder, catalog, vectors, written, changes, settings)
         except BaseException:
-            # Back to the last committed state: drop our file, unless the catalog did commit
-            # it (Ctrl-C can land just after SQLite's COMMIT, on the way out of the `with`).
             self.forget_vectors()
-            try:
-                if catalog.db.conn.in_transaction:
-                    catalog.db.conn.rollback()  # interrupted before its COMMIT ran
-                committed = catalog.generation == generation
-            except Exception:
-                committed = True  # unknown: a stale file is harmless, a missing live one is not
-            if not committed:
-                vectors_path(self.folder, generation).unlink(missing_ok=True)
             raise
-        _crash_point("after-sqlite-commit", generation)
-        self._vectors, self._generation = vectors, generation
-        vectors_path(self.folder, old).unlink(missing_ok=True)
+        vectors.committed(row, written)
+        vectors.generation = self._generation = generation
+        self._vectors = vectors
         return generation
+
+    def merge(self, everything: bool = False) -> int:
+        """Merge segments as `plan_merges` says (all into one with `everything`: `searchkit
+        optimize`), dropping dead vectors; each merge is one commit, and the merged files go
+        after it. The caller holds the write lock. Returns the number of merges."""
+        done = 0
+        while True:
+            vectors = self.vectors
+            live = {s: vectors.live_count(s) for s in vectors.loaded}
+            held = {s: int(v.index.ntotal) for s, v in vectors.loaded.items()}
+            groups = plan_merges(live, held, everything)
+            if not groups:
+                return done
+            group = groups[0]
+            written = vectors.merged(group)
+            written = written if written.count else None
+            names = [vectors.rows[s].name for s in group]
+            try:
+                generation, row = commit(self.folder, self.catalog, vectors, written,
+                                         functools.partial(self.catalog.drop_segments, group), {})
+            except BaseException:
+                self.forget_vectors()
+                raise
+            vectors.merge_committed(group, row, written)
+            vectors.generation = self._generation = generation
+            for name in names:
+                (self.folder / name).unlink(missing_ok=True)
+            done += 1
+            if everything:
+                return done
+
+    def optimize(self) -> dict:
+        """Merge every segment into one, without the dead vectors (`searchkit optimize`).
+
+        >>> index.optimize()["segments"]
+        1
+        """
+        started = time.time()
+        with self._write_lock():
+            before = self.vectors
+            segments_before, held = len(before.loaded), sum(int(v.index.ntotal) for v in before.loaded.values())
+            self._remove_stale_files()
+            self.merge(everything=True)
+            after = self.vectors
+        return {"segments_before": segments_before, "segments": len(after.loaded), "vectors": after.count,
+                "dead_dropped": held - sum(int(v.index.ntotal) for v in after.loaded.values()),
+                "seconds": round(time.time() - started, 3)}
 
     # -- ingesting ---------------------------------------------------------------------------
 
@@ -544,6 +559,7 @@ class Index:
             if batch:
                 writer.add(batch, embed(batch, encoder.encode))
             writer.commit()
+            summary.merges = self.merge()  # keeps the segment count logarithmic
             if progress:
                 progress(total_bytes, total_bytes, summary.chunks_added)
             summary.files_skipped = len(summary.skipped)
@@ -606,20 +622,17 @@ class Index:
             catalog.put_settings(settings)
         return settings
 
-    def _new_vectors(self, dim: int) -> FaissVectors:
+    def _new_vectors(self, dim: int) -> Segments:
         choice = self._index_type or "auto"
-        return FaissVectors.create(dim, choice, **check_params(choice, self._index_params))
+        return Segments(dim, choice, check_params(choice, self._index_params))
 
     def _create_catalog(self, encoder: Encoder) -> None:
         """A new catalog, made whole before it appears: schema and settings are written to
         `catalog.db.new`, which is then renamed into place. So a `catalog.db` always holds
         its settings, and a crash while creating leaves no index rather than half of one."""
         tmp = self.folder / (CATALOG_FILE + ".new")
-        for path in stale_files(self.folder, 0):
+        for path in stale_files(self.folder, set()):
             path.unlink(missing_ok=True)
-        if self._numbering.get("generation"):  # a rebuild's first generation: empty vectors
-            empty = self._new_vectors(encoder.dim)
-            self._numbering["vectors_sha256"] = empty.save(vectors_path(self.folder, self._numbering["generation"]))
         self._catalog = Catalog(tmp, create=True)
         try:
             self._ensure_settings(encoder)  # validates the chunking options, writes the settings
@@ -674,7 +687,8 @@ class Index:
         )
         fresh._home = self.folder.resolve()
         fresh._numbering = {"generation": int(stored.get("generation") or 0),
-                            "next_chunk_id": int(stored.get("next_chunk_id") or 1)}
+                            "next_chunk_id": int(stored.get("next_chunk_id") or 1),
+                            "next_segment_id": int(stored.get("next_segment_id") or 1)}
         try:
             summary = fresh.ingest(paths, **options)
             fresh.close()
@@ -689,9 +703,11 @@ class Index:
         return summary
 
     def _remove_stale_files(self) -> None:
-        """Leftovers of a crash (the writer holds the lock): vector files of other
-        generations, a catalog being created, an unfinished --rebuild."""
-        for path in stale_files(self.folder, self.catalog.generation):
+        """Leftovers of a crash (the writer holds the lock): segment and vectors files no
+        commit lists, a catalog being created, an unfinished --rebuild."""
+        settings, rows, _ = self.catalog.snapshot()
+        keep = {row.name for row in segment_rows(settings, rows)}
+        for path in stale_files(self.folder, keep):
             path.unlink(missing_ok=True)
         remove_folder(self._staging_folder())
 
@@ -706,6 +722,7 @@ class Index:
             "settings": catalog.settings(),
             **catalog.counts(),
             "vectors": self.vectors.count,
+            "segments": len(self.vectors.loaded),
             "searches_on": self.vectors.placement,
             "last_run": catalog.last_run(),
         }

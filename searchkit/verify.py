@@ -6,13 +6,14 @@ so `repair` rebuilds what disagrees with it and never drops a document.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .errors import IndexCorrupt, SearchkitError
-from .index import Index, index_choice, vectors_path
-from .store.vectors import DAMAGED, FaissVectors
+from .errors import SearchkitError
+from .index import Index
+from .store.vectors import DAMAGED
 
 REQUIRED_SETTINGS = ("model", "weights_sha256", "dim", "pooling", "normalize", "chunk_tokens",
                      "chunk_overlap", "generation", "next_chunk_id")
@@ -75,22 +76,23 @@ def _check(index: Index, catalog, report: VerifyReport) -> None:
     if missing:
         report.fail(f"settings missing: {', '.join(missing)}")
     report.counts = {**catalog.counts(), "generation": catalog.generation}
-    generation = report.counts["generation"]
-    try:  # read anew, damaged or not: what is in the file is what the checks are about
-        vectors = index.load_vectors(generation, check_sha256=False)
-    except SearchkitError as exc:  # (missing: a commit elsewhere dropped it; `verify` retries)
-        report.fail(str(exc))
-        return
+    broken: list = []  # read anew, damaged or not: what is in the files is what is checked
+    vectors = index.load_vectors(check_sha256=False, broken=broken)
+    for _, why in broken:  # (missing: a commit elsewhere merged it away; `verify` retries)
+        report.fail(why)
+    for segment_id, loaded in vectors.loaded.items():
+        row = vectors.rows[segment_id]
+        if row.sha256 and loaded.file_sha256 != row.sha256:
+            report.fail(f"{index.folder / row.name}: {DAMAGED}")
     report.counts["vectors"] = vectors.count
-    expected = settings.get("vectors_sha256")  # (indexes made before it lack one)
-    if expected and generation and vectors.file_sha256 != expected:
-        report.fail(f"{vectors_path(index.folder, generation)}: {DAMAGED}")
+    report.counts["segments"] = len(vectors.loaded)
     if settings.get("dim") and vectors.dim != settings["dim"]:
         report.fail(f"vectors have dim {vectors.dim}, settings say {settings['dim']}")
-    faiss_ids = set(vectors.ids().tolist())
+    held = vectors.ids()
+    faiss_ids = set(held.tolist())
     chunk_ids = set(catalog.chunk_ids())
-    if len(faiss_ids) != vectors.count:
-        report.fail(f"vectors file holds duplicate ids ({vectors.count} vectors, {len(faiss_ids)} ids)")
+    if len(faiss_ids) != len(held):
+        report.fail(f"segments hold duplicate live ids ({len(held)} vectors, {len(faiss_ids)} ids)")
     if chunk_ids - faiss_ids:
         report.fail(f"{len(chunk_ids - faiss_ids)} chunks have no vector (e.g. id {min(chunk_ids - faiss_ids)})")
     if faiss_ids - chunk_ids:
@@ -147,15 +149,10 @@ def repair(index: Index) -> VerifyReport:
             if any(p.startswith("full-text index") for p in before.problems):
                 db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')")
                 repaired.append("rebuilt the full-text index from the chunks")
-        try:
-            if any(p.endswith(DAMAGED) for p in before.problems):
-                raise IndexCorrupt(DAMAGED)
-            vectors = index.vectors
-        except SearchkitError:
-            # Unreadable, missing or damaged vectors file: start from nothing and re-embed all.
-            settings = catalog.settings()
-            vectors = FaissVectors.create(int(settings["dim"]), index_choice(settings), **(settings.get("index_params") or {}))
-            repaired.append("vectors file unreadable or damaged: rebuilt from the catalog")
+        broken: list = []  # damaged or unreadable segments: dropped, their chunks re-embedded
+        vectors = index.load_vectors(broken=broken)
+        for row, _ in broken:
+            repaired.append(f"{row.name} unreadable or damaged: dropped, its chunks re-embedded")
         chunk_ids = set(catalog.chunk_ids())
         faiss_ids = set(vectors.ids().tolist())
         stray = np.array(sorted(faiss_ids - chunk_ids), dtype=np.int64)
@@ -170,7 +167,8 @@ def repair(index: Index) -> VerifyReport:
             # re-embedded from the text, never reconstructed (ivfpq's reconstructions are approximate)
             repaired.append(f"embedded {len(lacking)} chunks that had no vector")
         next_id = max(max(chunk_ids, default=0) + 1, int(catalog.settings().get("next_chunk_id", 1)))
-        index.publish(vectors, lambda: None, {"next_chunk_id": next_id})
+        index.publish(vectors, functools.partial(catalog.drop_segments, [row.id for row, _ in broken]),
+                      {"next_chunk_id": next_id})
     after = verify(index)
     after.repaired = repaired
     if not after.ok:

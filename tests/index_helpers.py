@@ -121,8 +121,16 @@ def chunks_of(folder: Path) -> list[tuple]:
     ))
 
 
+def segment_files(folder: Path) -> list[str]:
+    """The names of the segment files the committed generation lists, oldest first."""
+    if generation(folder) == 0:
+        return []
+    return [name for (name,) in query(folder, "SELECT name FROM segments ORDER BY id")]
+
+
 def vectors_of(folder: Path) -> dict[tuple, np.ndarray]:
-    """(path, key, ordinal) -> the stored vector of that chunk, for the committed generation."""
+    """(path, key, ordinal) -> the stored vector of that chunk, for the committed generation,
+    read from the segment files with FAISS (a chunk's id is in exactly one of them)."""
     import faiss
 
     rows = query(
@@ -131,11 +139,15 @@ def vectors_of(folder: Path) -> dict[tuple, np.ndarray]:
         "FROM chunks JOIN documents ON chunks.document_id = documents.id "
         "JOIN files ON documents.file_id = files.id",
     )
-    gen = generation(folder)
-    if gen == 0:
-        return {}
-    index = faiss.read_index(str(folder / f"vectors.{gen:06d}.faiss"))
-    return {(p, k, o): index.reconstruct(int(i)) for i, p, k, o in rows}
+    dead = {(i, s) for i, s in query(folder, "SELECT id, segment FROM dead")} if generation(folder) else set()
+    found: dict[int, np.ndarray] = {}
+    for segment_id, name in query(folder, "SELECT id, name FROM segments") if generation(folder) else []:
+        index = faiss.read_index(str(folder / name))
+        for i in faiss.vector_to_array(index.id_map).tolist():
+            if i >= 0 and (i, segment_id) not in dead:
+                assert i not in found, f"chunk {i} is live in two segments"
+                found[i] = index.reconstruct(int(i))
+    return {(p, k, o): found[i] for i, p, k, o in rows}
 
 
 def write_corpus(folder: Path, names=CRASH_TOPICS) -> Path:

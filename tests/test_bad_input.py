@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner
 from index_helpers import (
     chunks_of,
-    generation,
     ingest_args,
     search_ok,
+    segment_files,
     vectors_of,
     verify_ok,
     write_corpus,
@@ -279,7 +279,8 @@ def test_damaged_vectors_file(built, damage):
     """Found by search and verify (one line, exit 1); `verify --repair` re-embeds from the
     catalog, with every document kept."""
     corpus, index, intact = built
-    path = index / f"vectors.{generation(index):06d}.faiss"
+    [name] = segment_files(index)
+    path = index / name
     data = path.read_bytes()
     before = vectors_of(index)
     if damage == "truncated":

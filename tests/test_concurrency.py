@@ -87,27 +87,33 @@ def test_searches_during_an_ingest_see_committed_states(tmp_path, corpus, small_
 
 
 def test_reader_reloads_when_the_writer_removes_its_generation(tmp_path, small_bert, monkeypatch):
-    """The reader reads generation g; before it loads vectors.g, a writer commits g+1 and
-    deletes vectors.g. The reader must read the generation again, not fail."""
+    """The reader reads generation g, listing two segments; before it loads them, a writer
+    adds a file and merges every segment into one (`optimize`), deleting the files g lists.
+    The reader must read the generation again, not fail."""
     corpus = write_corpus(tmp_path / "corpus", ["pass", "while"])
     writer = searchkit.open_index(tmp_path / "index", model=small_bert, device="cpu", chunk_tokens=64)
     writer.ingest([corpus])
+    write_corpus(corpus, ["del"])
+    writer.ingest([corpus])
     reader = searchkit.open_index(tmp_path / "index", device="cpu")
     first = reader.catalog.generation
+    assert len(reader.load_vectors().rows) == 2
     write_corpus(corpus, ["for"])
 
     real_load = FaissVectors.load
     raced = []
 
-    def load_after_a_commit(path, **kwargs):
+    def load_after_a_merge(path, *args, **kwargs):
         if not raced:
             raced.append(path)
-            writer.ingest([corpus])  # commits first + 1, deletes the file being opened
-        return real_load(path, **kwargs)
+            writer.ingest([corpus])  # commits first + 1
+            writer.optimize()  # commits first + 2, deleting the files being opened
+        return real_load(path, *args, **kwargs)
 
-    monkeypatch.setattr(FaissVectors, "load", staticmethod(load_after_a_commit))
+    monkeypatch.setattr(FaissVectors, "load", staticmethod(load_after_a_merge))
     hits = reader.search("for loop over a sequence", k=3)
     assert raced and not raced[0].exists()
-    assert reader.catalog.generation == first + 1
+    assert reader.catalog.generation == first + 2
+    assert len(reader.vectors.rows) == 1
     assert any(h.path.endswith("for.txt") for h in hits)
     assert reader.vectors.count == reader.info()["chunks"]

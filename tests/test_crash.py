@@ -26,6 +26,7 @@ from index_helpers import (
     ingest_args,
     kill,
     search_ok,
+    segment_files,
     start,
     vectors_of,
     verify_ok,
@@ -84,8 +85,8 @@ def assert_recovers(index: Path, corpus: Path, model: Path, reference, whole: bo
         np.testing.assert_allclose(vector, reference[1][key], atol=1e-5)
     report = verify_ok(index)
     assert report["counts"]["chunks"] == len(reference[0])
-    leftovers = sorted(p.name for p in index.iterdir() if p.name.startswith("vectors.") or ".new" in p.name)
-    assert leftovers == [f"vectors.{generation(index):06d}.faiss"]
+    leftovers = sorted(p.name for p in index.iterdir() if p.name.startswith(("vectors.", "segment.")) or ".new" in p.name)
+    assert leftovers == segment_files(index)  # nothing but what the catalog lists
     assert len(search_ok(index, disk=True)) == 5
 
 
@@ -192,7 +193,8 @@ def test_leftovers_of_a_crash_are_ignored_then_removed(tmp_path, small_bert):
     assert CliRunner().invoke(main, ingest_args(folder, index, small_bert)).exit_code == 0
     reference = chunks_of(index), vectors_of(index)
     live = generation(index)
-    junk = [f"vectors.{live + 1:06d}.faiss", f"vectors.{live + 1:06d}.faiss.tmp", "catalog.db.new"]
+    junk = [f"segment.{live + 100:06d}.faiss", f"segment.{live + 100:06d}.faiss.tmp", f"vectors.{live + 1:06d}.faiss",
+            "catalog.db.new"]
     for name in junk:
         (index / name).write_bytes(b"half-written" * 100)
     verify_ok(index)
@@ -237,7 +239,7 @@ def test_rebuild_killed_leaves_the_old_index(tmp_path, small_bert):
 
 def test_interrupt_just_after_the_sqlite_commit_keeps_that_generation(tmp_path, small_bert, monkeypatch):
     """Ctrl-C can land after SQLite's COMMIT but before the `with` block is left: the new
-    generation stands, so its vectors file must stay (in-process: the timing is forced)."""
+    generation stands, so its segment file must stay (in-process: the timing is forced)."""
     import contextlib
 
     from searchkit.store.catalog import Catalog
@@ -249,7 +251,7 @@ def test_interrupt_just_after_the_sqlite_commit_keeps_that_generation(tmp_path, 
 
     def put_settings(self, values):
         real_put(self, values)
-        if "vectors_sha256" in values:  # the transaction of a commit
+        if "next_segment_id" in values:  # the transaction of a commit
             armed.append(values["generation"])
 
     @contextlib.contextmanager

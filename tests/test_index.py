@@ -167,6 +167,6 @@ def test_interrupted_commit_leaves_last_state(tmp_path, minilm, monkeypatch):
     reopened = searchkit.open_index(index.folder, encoder=minilm)
     assert (reopened.catalog.chunk_ids(), reopened.catalog.generation) == before
     assert sorted(reopened.vectors.ids().tolist()) == before[0]
-    assert len(list(Path(index.folder).glob("vectors.*"))) == 1
+    assert len(list(Path(index.folder).glob("segment.*"))) == 1  # the interrupted commit's file is gone
     summary = reopened.ingest([corpus])
     assert summary.files_added == 1 and summary.files_unchanged == 1

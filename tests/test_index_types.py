@@ -183,7 +183,7 @@ def test_cli_ingest_hnsw_end_to_end(corpus, tmp_path, small_bert):
     hits = index.search("topic 1", k=5)
     assert len(hits) == 5
     assert len(index.search("topic 1", k=5, where=["path:*doc1.txt"])) == 5
-    # a changed and a deleted file: their old vectors become tombstones, never hits
+    # a changed and a deleted file: their old vectors become dead ids, never hits
     (corpus / "doc1.txt").write_text("Completely new words here. " * 30)
     (corpus / "doc2.txt").unlink()
     index.close()
@@ -206,7 +206,8 @@ def test_cli_ingest_hnsw_end_to_end(corpus, tmp_path, small_bert):
 def test_repair_keeps_the_type(corpus, tmp_path, small_bert):
     index = Index(tmp_path / "index", model=str(small_bert), device="cpu", index_type="hnsw", chunk_tokens=32)
     index.ingest([corpus])
-    (index.folder / f"vectors.{index.catalog.generation:06d}.faiss").write_bytes(b"broken")
+    for row in index.vectors.rows.values():
+        (index.folder / row.name).write_bytes(b"broken")
     assert not verify(index).ok
     report = repair(index)
     assert report.ok, report.problems
@@ -220,8 +221,13 @@ def test_legacy_flat_ip_settings_stay_flat(corpus, tmp_path, small_bert):
     with index.catalog.write():
         index.catalog.put_settings({"index_type": "flat-ip", "index_choice": None, "index_params": None})
     reopened = Index(index.folder)
-    assert reopened.vectors.kind == "flat" and reopened.vectors.want == "flat"
+    assert reopened.vectors.kind == "flat" and reopened.vectors.choice == "flat"
     assert len(reopened.search("topic", k=3)) == 3
+
+
+def ef_search(index: Index) -> set[int]:
+    """The efSearch each HNSW segment of the index searches with."""
+    return {v._inner().hnsw.efSearch for v in index.vectors.loaded.values()}
 
 
 def test_cli_index_params(corpus, tmp_path, small_bert):
@@ -241,7 +247,7 @@ def test_cli_index_params(corpus, tmp_path, small_bert):
     assert built.exit_code == 0, built.output
     index = Index(index_dir)
     assert index.settings["index_params"] == {"M": 12, "efConstruction": 80, "efSearch": 40}
-    assert index.vectors._inner().hnsw.efSearch == 40
+    assert ef_search(index) == {40}
     # efSearch may change on a built index (and is recorded at the next commit); M may not
     (corpus / "doc0.txt").write_text("Fresh words about topic 0. " * 30)
     changed = runner.invoke(main, ["ingest", str(corpus), *base, "--index-param", "efSearch=64"])
@@ -253,7 +259,7 @@ def test_cli_index_params(corpus, tmp_path, small_bert):
     searched = runner.invoke(main, ["search", "topic 1", "--index", index_dir, "--ef-search", "7", "--json"])
     assert searched.exit_code == 0 and len(json.loads(searched.output)) == 10
     tuned = Index(index_dir, index_params={"efSearch": 7})
-    assert tuned.vectors._inner().hnsw.efSearch == 7
+    assert ef_search(tuned) == {7}
     assert Index(index_dir).settings["index_params"]["efSearch"] == 64
     wrong = runner.invoke(main, ["search", "topic 1", "--index", index_dir, "--nprobe", "3"])
     assert wrong.exit_code == 1 and "not one of a hnsw index's" in wrong.output

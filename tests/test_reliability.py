@@ -58,7 +58,7 @@ def test_a_folder_indexed_into_itself_keeps_the_users_files(tmp_path, small_bert
     paths = {Path(p).name for p, *_ in chunks_of(notes)}
     assert "vectors.md" in paths
     # A user's backup beside the live vectors survives a re-ingest and a rebuild.
-    live = next(notes.glob("vectors.0*.faiss"))
+    live = next(notes.glob("segment.0*.faiss"))
     backup = notes / (live.name + ".bak")
     backup.write_bytes(live.read_bytes())
     (notes / "catalog.db.bak").write_bytes((notes / "catalog.db").read_bytes())
@@ -245,7 +245,7 @@ def test_verify_names_the_fix(built):
 
 def test_a_damaged_vectors_file_is_refused_not_searched(built):
     _, index = built
-    vectors = next(index.glob("vectors.*.faiss"))
+    vectors = next(index.glob("segment.*.faiss"))
     data = bytearray(vectors.read_bytes())
     data[len(data) // 2 : len(data) // 2 + 200] = b"\x7f" * 200  # floats of about 3.4e38
     vectors.write_bytes(bytes(data))
@@ -262,7 +262,8 @@ def test_impossible_scores_are_caught_in_memory(built, small_bert):
     _, index = built
     idx = open_index(index, model=small_bert)
     assert idx.search("loop", k=3)
-    flat = idx.vectors.index  # IDMap2 over a flat index: poke its raw floats
+    [segment] = idx.vectors.loaded.values()
+    flat = segment.index  # IDMap2 over a flat index: poke its raw floats
     import faiss
 
     raw = faiss.rev_swig_ptr(faiss.downcast_index(flat.index).get_xb(), flat.ntotal * flat.d)

@@ -8,7 +8,6 @@ from test_index import write_topics
 import searchkit
 from searchkit.cli import main
 from searchkit.errors import IndexCorrupt
-from searchkit.index import vectors_path
 from searchkit.store.vectors import FaissVectors
 from searchkit.verify import repair, verify
 
@@ -22,7 +21,9 @@ def index(tmp_path, minilm):
 
 
 def _current_vectors(index):
-    return vectors_path(index.folder, index.catalog.generation)
+    """The index's one segment file (a small index after one ingest has one)."""
+    [row] = index.load_vectors().rows.values()
+    return index.folder / row.name
 
 
 def test_clean_index_verifies(index):

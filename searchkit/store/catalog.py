@@ -90,6 +90,18 @@ def m003_files_found_as(db: Database) -> None:
     db.execute("UPDATE files SET found_as = path")
 
 
+@migrations()
+def m004_segments(db: Database) -> None:
+    """Vectors in segment files (store/segments.py): the live segments, and the ids that
+    are dead in them (removed, excluded at search time until a merge drops them)."""
+    db["segments"].create(
+        {"id": int, "name": str, "count": int, "sha256": str, "kind": str, "bytes": int, "created_at": float},
+        pk="id",
+    )
+    db["dead"].create({"id": int, "segment": int}, pk="id")
+    db["dead"].create_index(["segment"])
+
+
 # SQL joining a chunk to its document and file, for filters on their columns.
 _CHUNK_JOINS = (
     "JOIN documents ON chunks.document_id = documents.id JOIN files ON documents.file_id = files.id"
@@ -310,6 +322,44 @@ class Catalog:
             [int(chunk_id)],
         ).fetchone()
         return row[0] if row else ""
+
+    @_translated
+    def segments(self) -> list[dict]:
+        """The live segments, oldest first."""
+        return list(self.db["segments"].rows_where(order_by="id"))
+
+    @_translated
+    def dead(self) -> list[tuple[int, int]]:
+        """(chunk id, segment id) of every vector removed but still in a segment file."""
+        return [(int(a), int(b)) for a, b in self.db.execute("SELECT id, segment FROM dead").fetchall()]
+
+    @_translated
+    def snapshot(self) -> tuple[dict, list[dict], list[tuple[int, int]]]:
+        """Settings, segments and dead ids as one commit left them (one read transaction:
+        a writer committing meanwhile cannot mix two generations)."""
+        mine = not self.db.conn.in_transaction
+        if mine:
+            self.db.execute("BEGIN")
+        try:
+            return self.settings(), self.segments(), self.dead()
+        finally:
+            if mine and self.db.conn.in_transaction:
+                self.db.conn.commit()
+
+    @_translated
+    def add_segment(self, row: dict) -> None:
+        self.db["segments"].insert({**row, "created_at": time.time()})
+
+    @_translated
+    def drop_segments(self, segment_ids: Sequence[int]) -> None:
+        """Forget merged segments and their dead ids (the merged segment holds neither)."""
+        for segment_id in segment_ids:
+            self.db.execute("DELETE FROM dead WHERE segment = ?", [int(segment_id)])
+            self.db.execute("DELETE FROM segments WHERE id = ?", [int(segment_id)])
+
+    @_translated
+    def add_dead(self, pairs: Sequence[tuple[int, int]]) -> None:
+        self.db["dead"].insert_all(({"id": i, "segment": s} for i, s in pairs), replace=True)
 
     @_translated
     def last_run(self) -> dict | None:

@@ -21,7 +21,7 @@ LOCK_FILE = "write.lock"
 # Exactly the names an index writes in its folder. Sweeps, --rebuild and the walk of a
 # folder indexed into itself touch these and nothing else: a user's `vectors.md` or
 # `catalog.db.bak` beside them is the user's.
-_VECTORS_NAME = re.compile(r"vectors\.(\d{6,})\.faiss(\.tmp)?")
+_VECTORS_NAME = re.compile(r"(vectors|segment)\.(\d{6,})\.faiss(\.tmp)?")
 _CATALOG_NAME = re.compile(re.escape(CATALOG_FILE) + r"(\.new)?(-wal|-shm|-journal)?")
 
 
@@ -34,14 +34,14 @@ def vectors_path(folder: Path, generation: int) -> Path:
     return folder / f"vectors.{generation:06d}.faiss"
 
 
-def stale_files(folder: Path, generation: int) -> list[Path]:
-    """What a crash can leave in `folder` while `generation` is live: other generations'
-    vectors files, temporary ones, a catalog being created (`catalog.db.new` and its WAL)."""
-    keep = vectors_path(folder, generation).name
+def stale_files(folder: Path, keep: set[str]) -> list[Path]:
+    """What a crash can leave in `folder`: vectors and segment files the catalog does not
+    list (`keep` holds those it does), temporary ones, a catalog being created
+    (`catalog.db.new` and its WAL)."""
     out = []
     for entry in os.scandir(folder):
         catalog = _CATALOG_NAME.fullmatch(entry.name)
-        if (_VECTORS_NAME.fullmatch(entry.name) and entry.name != keep) or (catalog and catalog.group(1)):
+        if (_VECTORS_NAME.fullmatch(entry.name) and entry.name not in keep) or (catalog and catalog.group(1)):
             out.append(Path(entry.path))
     return out
 

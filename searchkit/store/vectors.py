@@ -332,29 +332,47 @@ class FaissVectors:
         new.add(ids, vectors)
         return new
 
-    def search(self, queries: np.ndarray, k: int, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, ids: np.ndarray | None = None,
+               exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query; ids are -1 where fewer than k vectors exist.
+        `ids`: only these are candidates; `exclude`: these never are (a segment's dead ids).
 
         Fewer than `SERIAL_BELOW` queries run on one FAISS thread (see there).
         """
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if len(queries) >= SERIAL_BELOW:
-            return self._search(queries, k, ids)
+            return self._search(queries, k, ids, exclude)
         before = faiss.omp_get_max_threads()  # OpenMP settings are per calling thread
         faiss.omp_set_num_threads(1)
         try:
-            return self._search(queries, k, ids)
+            return self._search(queries, k, ids, exclude)
         finally:
             faiss.omp_set_num_threads(before)
 
-    def _search(self, queries: np.ndarray, k: int, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    def _search(self, queries: np.ndarray, k: int, ids: np.ndarray | None,
+                exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """`search` on float32 (Q, dim) queries.
 
         With `ids`, only those vectors are candidates: flat scans all and skips the others,
         so no hit is lost to the filter; hnsw searches the few (≤ `EXACT_FILTER`) exactly
         among their raw vectors, and widens its beam for the many; ivfpq probes more lists
-        the fewer the ids (all of them for ≤ `EXACT_FILTER`)."""
+        the fewer the ids (all of them for ≤ `EXACT_FILTER`). `exclude` goes to FAISS as a
+        NOT selector (so on the CPU: faiss-gpu takes no selector)."""
         live = self.count
+        if ids is not None and exclude is not None:
+            ids, exclude = np.setdiff1d(ids, exclude), None
+        if exclude is not None and len(exclude):
+            k = max(1, min(int(k), max(live, 1)))
+            batch = faiss.IDSelectorBatch(np.ascontiguousarray(exclude, dtype=np.int64))
+            skip = faiss.IDSelectorNot(batch)
+            if self.kind == "hnsw":
+                sel = faiss.IDSelectorAnd(LIVE, skip) if self.tombstones else skip
+                params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(int(self.params["efSearch"]), k))
+            elif self.kind == "ivfpq":
+                params = faiss.SearchParametersIVF(sel=skip, nprobe=int(self.params["nprobe"]))
+            else:
+                params = faiss.SearchParameters(sel=skip)
+            return self.index.search(queries, k, params=params)
         if ids is None:
             k = max(1, min(int(k), max(live, 1)))
             copy = self._gpu_copy(k)

@@ -1,0 +1,350 @@
+"""An index's vectors as immutable segment files, listed in the catalog.
+
+A commit writes one new segment file holding only the vectors it added, and records the
+ids it removed as *dead* (in the catalog's `dead` table, with the segment that holds
+them); a search asks every segment for its top-k without its dead ids and merges the
+lists. So a commit costs what changed, not the size of the index, and files holding
+vectors a commit did not touch are never rewritten.
+
+Segments are merged now and then (`plan_merges`: tiered, as Lucene's TieredMergePolicy
+is): segments of about the same size are rewritten as one once `MERGE_FACTOR` of them
+pile up, and a segment that is mostly dead is rewritten alone, so the number of segments
+stays logarithmic in the size of the index and dead vectors do not pile up. Merging
+drops the dead vectors. The kind of each segment follows the index's choice:
+
+- `flat`: every segment flat (exact).
+- `hnsw`: every segment an HNSW graph, built from raw vectors when written (HNSW graphs
+  cannot be merged: a merge rebuilds one from the segments' vectors, which HNSWFlat keeps).
+- `auto`: commits write flat segments; a merge of `AUTO_HNSW_AT` vectors or more writes HNSW.
+- `ivfpq`: commits write flat segments until a merge holds `IVF_MIN_TRAIN` vectors and
+  trains the first IVF-PQ segment; from then on every IVF-PQ segment is encoded with that
+  segment's trained quantiser, so IVF-PQ segments merge by copying their codes
+  (`merge_from`), never re-encoding approximate vectors.
+
+The order of every write is the one of a single vectors file before: the new file is
+durable before the SQLite transaction that names it; superseded files go after it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from ..errors import IndexCorrupt
+from .vectors import AUTO_HNSW_AT, IVF_MIN_TRAIN, FaissVectors, params_for
+
+SEGMENT_NAME = re.compile(r"segment\.(\d{6,})\.faiss")
+MERGE_FACTOR = 8  # segments of one size tier that make a merge
+TIER_FLOOR = 1000  # segments below this many vectors all count as the smallest tier
+DEAD_SHARE = 0.3  # a segment with this share of dead vectors is rewritten without them
+
+
+def segment_name(segment_id: int) -> str:
+    return f"segment.{segment_id:06d}.faiss"
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    """One live segment as the catalog lists it."""
+
+    id: int
+    name: str  # its file in the index folder
+    count: int  # vectors in the file, dead ones included
+    sha256: str | None  # of the file, as written
+    kind: str
+
+
+class Segments:
+    """The vectors of an index: its committed segments, their dead ids, and the additions
+    and removals not committed yet. Behaves as one vector index (`add`, `remove`,
+    `search`, `count`, `ids`, `reconstruct`), whose search equals one combined index's.
+
+    >>> segs = Segments(384, "auto", {})
+    >>> segs.add(np.array([1, 2]), vectors)
+    >>> segs.search(vectors[:1], k=1)[1]
+    array([[1]])
+    """
+
+    def __init__(self, dim: int, choice: str, params: dict | None = None):
+        self.dim, self.choice = dim, choice
+        self.params = dict(params or {})
+        self.rows: dict[int, SegmentRow] = {}
+        self.loaded: dict[int, FaissVectors] = {}
+        self._ids: dict[int, np.ndarray] = {}  # sorted ids held by each segment's file
+        self.dead: dict[int, np.ndarray] = {}  # sorted committed dead ids, per segment
+        self.pending = FaissVectors.create(dim, "flat")
+        self.pending_dead: dict[int, np.ndarray] = {}  # removed since the last commit
+
+    # -- opening --------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, folder: Path, rows: list[SegmentRow], dead: list[tuple[int, int]], dim: int, choice: str,
+             params: dict, previous: Segments | None = None, check_sha256: bool = True,
+             broken: list[tuple[SegmentRow, str]] | None = None) -> Segments:
+        """The committed state: `rows` from the catalog, `dead` its (chunk id, segment id)
+        pairs. Segments already loaded in `previous` (immutable files) are reused, so taking
+        in another process's commit reads only the segments it wrote. A segment that is
+        missing or unreadable raises `IndexCorrupt`, or, given a `broken` list, is left out
+        and listed there with the reason (`verify`, `repair`)."""
+        segs = cls(dim, choice, params)
+        for row in rows:
+            old = previous.loaded.get(row.id) if previous is not None else None
+            if old is not None and previous.rows[row.id] == row:
+                segs.loaded[row.id], segs._ids[row.id] = old, previous._ids[row.id]
+            else:
+                try:
+                    vectors = _load(folder / row.name, row, dim, params, check_sha256)
+                except IndexCorrupt as exc:
+                    if broken is None:
+                        raise
+                    broken.append((row, str(exc)))
+                    continue
+                segs.loaded[row.id], segs._ids[row.id] = vectors, np.sort(vectors.ids())
+            segs.rows[row.id] = row
+        by_segment: dict[int, list[int]] = {}
+        for chunk_id, segment_id in dead:
+            by_segment.setdefault(segment_id, []).append(chunk_id)
+        segs.dead = {s: np.sort(np.array(ids, dtype=np.int64)) for s, ids in by_segment.items()}
+        return segs
+
+    # -- what it holds ----------------------------------------------------------------------
+
+    def _dead_of(self, segment_id: int) -> np.ndarray:
+        parts = [a for a in (self.dead.get(segment_id), self.pending_dead.get(segment_id)) if a is not None]
+        return np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.zeros(0, np.int64)
+
+    def live_count(self, segment_id: int) -> int:
+        return self.loaded[segment_id].count - len(self._dead_of(segment_id))
+
+    @property
+    def count(self) -> int:
+        """Live vectors: committed ones less the dead, plus pending additions."""
+        return sum(self.live_count(s) for s in self.loaded) + self.pending.count
+
+    def ids(self) -> np.ndarray:
+        parts = [np.setdiff1d(self._ids[s], self._dead_of(s), assume_unique=True) for s in self.loaded]
+        parts.append(self.pending.ids())
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+    @property
+    def kind(self) -> str:
+        """The kind holding most of the vectors (flat for an empty index)."""
+        sizes: dict[str, int] = {}
+        for vectors in self.loaded.values():
+            sizes[vectors.kind] = sizes.get(vectors.kind, 0) + vectors.count
+        return max(sizes, key=sizes.get) if sizes else "flat"
+
+    @property
+    def kinds(self) -> set[str]:
+        return {v.kind for v in self.loaded.values()} | {"flat"}
+
+    @property
+    def settings(self) -> dict:
+        kind = self.kind if self.loaded else ("hnsw" if self.choice == "hnsw" else "flat")
+        return {"index_type": kind, "index_choice": self.choice,
+                "index_params": params_for("hnsw" if self.choice == "auto" else self.choice, self.params)}
+
+    @property
+    def placement(self) -> str:
+        places = {v.placement for v in self.loaded.values()}
+        return "GPU 0" if "GPU 0" in places else "CPU"
+
+    def reconstruct(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of these (live) ids, (n, dim); approximate in IVF-PQ segments."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        found = np.zeros(len(ids), dtype=bool)
+        for s, vectors in [*self.loaded.items(), (None, self.pending)]:
+            held = self._ids[s] if s is not None else np.sort(vectors.ids())
+            here = np.isin(ids, held) & ~found
+            if s is not None:
+                here &= ~np.isin(ids, self._dead_of(s))
+            if here.any():
+                out[here] = vectors.reconstruct(ids[here])
+                found |= here
+        if not found.all():
+            raise KeyError("some ids are not in the index")
+        return out
+
+    # -- changes ---------------------------------------------------------------------------
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self.pending.add(ids, vectors)
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Mark these ids dead (committed ones) or drop them (pending ones); returns how many
+        were live."""
+        ids = np.unique(np.asarray(ids, dtype=np.int64))
+        n = self.pending.remove(ids) if self.pending.count else 0
+        for s in self.loaded:
+            hit = ids[np.isin(ids, self._ids[s])]
+            hit = hit[~np.isin(hit, self._dead_of(s))]
+            if len(hit):
+                self.pending_dead[s] = np.sort(np.concatenate([self.pending_dead.get(s, np.zeros(0, np.int64)), hit]))
+                n += len(hit)
+        return n
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.pending.count or self.pending_dead)
+
+    def to_write(self) -> FaissVectors | None:
+        """The pending additions as the segment a commit writes, of the choice's kind
+        (None: nothing was added)."""
+        if not self.pending.count:
+            return None
+        return self._as_kind(self.pending, self.pending.count, fresh=True)
+
+    def committed(self, row: SegmentRow | None, written: FaissVectors | None) -> None:
+        """The commit that wrote `row` (None: removals only) went through: pending becomes committed."""
+        if row is not None:
+            self.rows[row.id], self.loaded[row.id] = row, written
+            self._ids[row.id] = np.sort(written.ids())
+        for s, ids in self.pending_dead.items():
+            self.dead[s] = np.union1d(self.dead.get(s, np.zeros(0, np.int64)), ids)
+        self.pending = FaissVectors.create(self.dim, "flat")
+        self.pending_dead = {}
+
+    def merge_committed(self, group: list[int], row: SegmentRow | None, written: FaissVectors | None) -> None:
+        """The commit replacing the segments of `group` by `row` (None: nothing was live)
+        went through."""
+        for s in group:
+            for table in (self.rows, self.loaded, self._ids, self.dead, self.pending_dead):
+                table.pop(s, None)
+        if row is not None:
+            self.rows[row.id], self.loaded[row.id], self._ids[row.id] = row, written, np.sort(written.ids())
+
+    def dead_pairs(self) -> list[tuple[int, int]]:
+        """The removals since the last commit, as (chunk id, segment id) rows."""
+        return [(int(i), s) for s, ids in self.pending_dead.items() for i in ids]
+
+    # -- searching --------------------------------------------------------------------------
+
+    def search(self, queries: np.ndarray, k: int, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (scores, ids) per query over every segment, dead ids left out; -1 ids pad
+        the rows where fewer than k vectors qualify. `ids`: only these are candidates."""
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        k = int(k)
+        lists = []
+        for s, vectors in self.loaded.items():
+            if not vectors.count:
+                continue
+            dead = self._dead_of(s)
+            if ids is not None:
+                allowed = ids[np.isin(ids, self._ids[s])]
+                allowed = np.setdiff1d(allowed, dead) if len(dead) else allowed
+                if not len(allowed):
+                    continue
+                lists.append(vectors.search(queries, k, ids=allowed))
+            else:
+                lists.append(vectors.search(queries, k, exclude=dead if len(dead) else None))
+        if self.pending.count:
+            lists.append(self.pending.search(queries, k, ids=ids))
+        return merge_top_k(lists, len(queries), k)
+
+    # -- merging ----------------------------------------------------------------------------
+
+    def merged(self, group: list[int]) -> FaissVectors:
+        """One segment holding the live vectors of the segments in `group`, of the kind the
+        choice gives for its size (see the module docstring)."""
+        parts = [(self.loaded[s], np.setdiff1d(self._ids[s], self._dead_of(s), assume_unique=True)) for s in group]
+        total = sum(len(live) for _, live in parts)
+        if self.choice == "ivfpq" and (total >= IVF_MIN_TRAIN or self._ivf_template() is not None):
+            return self._merged_ivfpq(parts, total)
+        ids = np.concatenate([live for _, live in parts]) if parts else np.zeros(0, np.int64)
+        vectors = np.concatenate([v.reconstruct(live) for v, live in parts]) if parts else np.zeros((0, self.dim), "float32")
+        flat = FaissVectors.create(self.dim, "flat")
+        flat.add(ids, vectors)
+        return self._as_kind(flat, total, fresh=False)
+
+    def _as_kind(self, flat: FaissVectors, total: int, fresh: bool) -> FaissVectors:
+        if self.choice == "hnsw" or (self.choice == "auto" and total >= AUTO_HNSW_AT and not fresh):
+            return flat.converted("hnsw", **params_for("hnsw", self.params))
+        if self.choice == "ivfpq" and self._ivf_template() is not None:
+            return self._merged_ivfpq([(flat, flat.ids())], total)
+        return flat
+
+    def _ivf_template(self) -> FaissVectors | None:
+        """A trained IVF-PQ segment, whose quantiser every other IVF-PQ segment shares."""
+        trained = [v for v in self.loaded.values() if v.kind == "ivfpq"]
+        return trained[0] if trained else None
+
+    def _merged_ivfpq(self, parts: list[tuple[FaissVectors, np.ndarray]], total: int) -> FaissVectors:
+        template = self._ivf_template()
+        if template is None:  # the first: trained on these vectors
+            flat = FaissVectors.create(self.dim, "flat")
+            for vectors, live in parts:
+                flat.add(live, vectors.reconstruct(live))
+            return flat.converted("ivfpq", **params_for("ivfpq", self.params))
+        index = faiss.clone_index(template.index)
+        index.reset()
+        out = FaissVectors(index, "ivfpq", dict(template.params))
+        ivf = faiss.extract_index_ivf(index)
+        for vectors, live in parts:
+            if vectors.kind == "ivfpq":  # same quantiser: copy the codes, then drop the dead
+                other = faiss.clone_index(vectors.index)
+                source = faiss.extract_index_ivf(other)
+                for each in (ivf, source):
+                    each.set_direct_map_type(faiss.DirectMap.NoMap)  # merge_from needs none
+                ivf.merge_from(source, 0)
+                ivf.set_direct_map_type(faiss.DirectMap.Hashtable)
+                index.ntotal = ivf.ntotal
+                gone = np.setdiff1d(vectors.ids(), live)
+                if len(gone):
+                    out.remove(gone)
+            elif len(live):
+                out.add(live, vectors.reconstruct(live))
+        return out
+
+
+def _load(path: Path, row: SegmentRow, dim: int, params: dict, check_sha256: bool) -> FaissVectors:
+    if not path.is_file():
+        raise IndexCorrupt(f"{path}: missing (the catalog lists it as a segment)")
+    vectors = FaissVectors.load(path, params, sha256=row.sha256 if check_sha256 else None)
+    if vectors.dim != dim:
+        raise IndexCorrupt(f"{path}: vectors of dim {vectors.dim}, the catalog says {dim}")
+    return vectors
+
+
+def merge_top_k(lists: list[tuple[np.ndarray, np.ndarray]], queries: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per query, the k best of several (scores, ids) lists: by score, ties by lower id."""
+    if not lists:
+        return np.full((queries, k), -np.inf, np.float32), np.full((queries, k), -1, np.int64)
+    scores = np.concatenate([s for s, _ in lists], axis=1)
+    ids = np.concatenate([i for _, i in lists], axis=1)
+    scores = np.where(ids >= 0, scores, -np.inf)
+    order = np.lexsort((ids, -scores), axis=1)[:, :k]
+    top_s, top_i = np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+    if top_s.shape[1] < k:
+        pad = k - top_s.shape[1]
+        top_s = np.pad(top_s, ((0, 0), (0, pad)), constant_values=-np.inf)
+        top_i = np.pad(top_i, ((0, 0), (0, pad)), constant_values=-1)
+    return top_s.astype(np.float32), top_i.astype(np.int64)
+
+
+def plan_merges(live: dict[int, int], held: dict[int, int], everything: bool = False) -> list[list[int]]:
+    """Which segments to merge: groups of segment ids. `live[s]` / `held[s]`: live vectors
+    and vectors in the file. Segments are put in tiers by size (powers of MERGE_FACTOR
+    above TIER_FLOOR); a tier with MERGE_FACTOR segments is merged into one, which lands in
+    a higher tier; a segment with DEAD_SHARE dead is rewritten alone. `everything`: all
+    into one (`searchkit optimize`).
+
+    >>> plan_merges({1: 10, 2: 10, 3: 10}, {1: 10, 2: 10, 3: 10}, everything=True)
+    [[1, 2, 3]]
+    """
+    if everything:
+        needs = len(live) > 1 or any(held[s] > live[s] for s in live)
+        return [sorted(live)] if live and needs else []
+    tiers: dict[int, list[int]] = {}
+    for s, n in live.items():
+        tier = 0 if n < TIER_FLOOR else 1 + int(math.log(n / TIER_FLOOR, MERGE_FACTOR))
+        tiers.setdefault(tier, []).append(s)
+    groups = [sorted(members) for _, members in sorted(tiers.items()) if len(members) >= MERGE_FACTOR]
+    merging = {s for g in groups for s in g}
+    groups += [[s] for s in sorted(live) if s not in merging and held[s] and (held[s] - live[s]) >= DEAD_SHARE * held[s]]
+    return groups
