@@ -289,7 +289,7 @@ def info(index_dir, as_json):
         ("vectors", f"{data['vectors']} × {s.get('dim')} ({s.get('dtype')}, "
                     f"{s.get('pooling')} pooling{', normalised' if s.get('normalize') else ''})"),
         ("index type", _index_type_line(s)),
-        ("segments", str(data["segments"])),
+        ("segments", f"{data['segments']} ({data['segments_mapped']} memory-mapped, the rest read into memory)"),
         ("searches on", data["searches_on"] + (" (faiss-gpu)" if data["searches_on"] != "CPU" else "")),
         ("files", str(data["files"])),
         ("documents", str(data["documents"])),

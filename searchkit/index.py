@@ -428,7 +428,7 @@ class Index:
             vectors = self.vectors
             live = {s: vectors.live_count(s) for s in vectors.loaded}
             held = {s: int(v.index.ntotal) for s, v in vectors.loaded.items()}
-            groups = plan_merges(live, held, everything)
+            groups = plan_merges(live, held, everything) or vectors.conversions()
             if not groups:
                 return done
             group = groups[0]
@@ -723,6 +723,7 @@ class Index:
             **catalog.counts(),
             "vectors": self.vectors.count,
             "segments": len(self.vectors.loaded),
+            "segments_mapped": sum(v.mapped for v in self.vectors.loaded.values()),
             "searches_on": self.vectors.placement,
             "last_run": catalog.last_run(),
         }

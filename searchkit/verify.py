@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import SearchkitError
+from .hashing import sha256_file
 from .index import Index
 from .store.vectors import DAMAGED
 
@@ -82,7 +83,8 @@ def _check(index: Index, catalog, report: VerifyReport) -> None:
         report.fail(why)
     for segment_id, loaded in vectors.loaded.items():
         row = vectors.rows[segment_id]
-        if row.sha256 and loaded.file_sha256 != row.sha256:
+        digest = loaded.file_sha256 or sha256_file(index.folder / row.name)  # (a mapped one was not hashed)
+        if row.sha256 and digest != row.sha256:
             report.fail(f"{index.folder / row.name}: {DAMAGED}")
     report.counts["vectors"] = vectors.count
     report.counts["segments"] = len(vectors.loaded)

@@ -340,3 +340,40 @@ def test_ingest_merges_when_segments_pile_up(tmp_path, small_bert, monkeypatch):
         merges += index.ingest([corpus]).merges
     assert merges >= 1 and len(index.vectors.loaded) < 3
     assert sorted(index.vectors.ids().tolist()) == index.catalog.chunk_ids()
+
+
+def test_big_segments_are_memory_mapped_and_still_checked(tmp_path, small_bert, monkeypatch):
+    monkeypatch.setattr(segmod, "MMAP_FROM", 1)  # every segment counts as big
+    corpus = write_corpus(tmp_path / "corpus", ["pass", "while", "lambda"])
+    index = tmp_path / "index"
+    assert invoke(*ingest_args(corpus, index, small_bert)).exit_code == 0
+    idx = searchkit.open_index(index)
+    assert all(v.mapped for v in idx.vectors.loaded.values())
+    assert idx.info()["segments_mapped"] == 1
+    assert "1 memory-mapped" in invoke("info", "--index", index).stdout
+    assert search_ok(index)
+    verify_ok(index)  # hashes the mapped file itself
+    [name] = segment_files(index)
+    data = bytearray((index / name).read_bytes())
+    data[len(data) // 2] ^= 0x55
+    (index / name).write_bytes(bytes(data))
+    checked = invoke("verify", "--index", index)
+    assert checked.exit_code == 1 and "damaged since it was written" in checked.stderr
+    truncated = (index / name).read_bytes()[:-8]
+    (index / name).write_bytes(truncated)
+    result = invoke("search", "loop", "--index", index)
+    assert result.exit_code == 1 and "written as" in result.stderr
+
+
+def test_an_auto_index_turns_to_hnsw_as_it_grows(tmp_path, small_bert, monkeypatch):
+    monkeypatch.setattr(segmod, "AUTO_HNSW_AT", 20)
+    corpus = write_corpus(tmp_path / "corpus", ["pass"])
+    index = searchkit.open_index(tmp_path / "index", model=small_bert, device="cpu", chunk_tokens=64)
+    index.ingest([corpus])
+    assert {v.kind for v in index.vectors.loaded.values()} == {"flat"}
+    write_corpus(corpus, ["while", "lambda", "del", "for", "if", "try"])
+    index.ingest([corpus])
+    assert index.vectors.count >= 20
+    assert {v.kind for v in index.vectors.loaded.values()} == {"hnsw"}
+    assert sorted(index.vectors.ids().tolist()) == index.catalog.chunk_ids()
+    assert index.settings["index_type"] == "hnsw"

@@ -45,7 +45,7 @@ def segment_rows(settings: dict, rows: list[dict]) -> list[SegmentRow]:
     """The catalog's segments; an index of format 1 has none listed, and its one vectors
     file stands as segment 0 until the first commit lists it (the upgrade)."""
     if rows or int(settings.get("format", 1)) >= 2 or not int(settings.get("generation") or 0):
-        return [SegmentRow(r["id"], r["name"], r["count"], r["sha256"], r["kind"]) for r in rows]
+        return [SegmentRow(r["id"], r["name"], r["count"], r["sha256"], r["kind"], r.get("bytes") or 0) for r in rows]
     legacy = vectors_path(Path("."), int(settings["generation"])).name
     return [SegmentRow(0, legacy, 0, settings.get("vectors_sha256"), settings.get("index_type", "flat"))]
 
@@ -63,7 +63,8 @@ def commit(folder: Path, catalog: Catalog, segments: Segments, written: FaissVec
     try:
         if written is not None:
             digest = written.save(path)
-            row = SegmentRow(segment_id, path.name, int(written.index.ntotal), digest, written.kind)
+            row = SegmentRow(segment_id, path.name, int(written.index.ntotal), digest, written.kind,
+                             path.stat().st_size)
         crash_point("after-vectors-save", generation)
         with catalog.write():
             if int(stored.get("format", 1)) < 2:  # list format 1's vectors file: it is a segment now
@@ -72,7 +73,7 @@ def commit(folder: Path, catalog: Catalog, segments: Segments, written: FaissVec
                         catalog.add_segment({**dataclasses.asdict(legacy), "count": int(segments.loaded[0].index.ntotal)})
             changes()
             if row is not None:
-                catalog.add_segment({**dataclasses.asdict(row), "bytes": path.stat().st_size})
+                catalog.add_segment(dataclasses.asdict(row))
             catalog.put_settings({**settings, **segments.settings, "generation": generation, "format": FORMAT_VERSION,
                                   "next_segment_id": segment_id + (row is not None)})
             crash_point("before-sqlite-commit", generation)

@@ -15,7 +15,8 @@ drops the dead vectors. The kind of each segment follows the index's choice:
 - `flat`: every segment flat (exact).
 - `hnsw`: every segment an HNSW graph, built from raw vectors when written (HNSW graphs
   cannot be merged: a merge rebuilds one from the segments' vectors, which HNSWFlat keeps).
-- `auto`: commits write flat segments; a merge of `AUTO_HNSW_AT` vectors or more writes HNSW.
+- `auto`: flat segments while the index holds fewer than `AUTO_HNSW_AT` vectors, HNSW ones
+  from then on; its flat segments are rewritten as HNSW then (`conversions`).
 - `ivfpq`: commits write flat segments until a merge holds `IVF_MIN_TRAIN` vectors and
   trains the first IVF-PQ segment; from then on every IVF-PQ segment is encoded with that
   segment's trained quantiser, so IVF-PQ segments merge by copying their codes
@@ -38,10 +39,16 @@ import numpy as np
 from ..errors import IndexCorrupt
 from .vectors import AUTO_HNSW_AT, IVF_MIN_TRAIN, FaissVectors, params_for
 
+DAMAGED_HINT = "damaged since it was written; `searchkit verify --repair` re-embeds it from the catalog"
+
 SEGMENT_NAME = re.compile(r"segment\.(\d{6,})\.faiss")
 MERGE_FACTOR = 8  # segments of one size tier that make a merge
 TIER_FLOOR = 1000  # segments below this many vectors all count as the smallest tier
 DEAD_SHARE = 0.3  # a segment with this share of dead vectors is rewritten without them
+# Segment files from this size on are memory-mapped, not read (FaissVectors.load): a search
+# from a fresh process then starts at once however large the index. Below it, files are
+# read and hashed as they load.
+MMAP_FROM = 64 * 2**20
 
 
 def segment_name(segment_id: int) -> str:
@@ -57,6 +64,7 @@ class SegmentRow:
     count: int  # vectors in the file, dead ones included
     sha256: str | None  # of the file, as written
     kind: str
+    bytes: int = 0  # the file's size, as written (0: not recorded)
 
 
 class Segments:
@@ -198,7 +206,7 @@ class Segments:
         (None: nothing was added)."""
         if not self.pending.count:
             return None
-        return self._as_kind(self.pending, self.pending.count, fresh=True)
+        return self._as_kind(self.pending)
 
     def committed(self, row: SegmentRow | None, written: FaissVectors | None) -> None:
         """The commit that wrote `row` (None: removals only) went through: pending becomes committed."""
@@ -255,26 +263,43 @@ class Segments:
         parts = [(self.loaded[s], np.setdiff1d(self._ids[s], self._dead_of(s), assume_unique=True)) for s in group]
         total = sum(len(live) for _, live in parts)
         if self.choice == "ivfpq" and (total >= IVF_MIN_TRAIN or self._ivf_template() is not None):
-            return self._merged_ivfpq(parts, total)
+            return self._merged_ivfpq(parts)
         ids = np.concatenate([live for _, live in parts]) if parts else np.zeros(0, np.int64)
         vectors = np.concatenate([v.reconstruct(live) for v, live in parts]) if parts else np.zeros((0, self.dim), "float32")
         flat = FaissVectors.create(self.dim, "flat")
         flat.add(ids, vectors)
-        return self._as_kind(flat, total, fresh=False)
+        return self._as_kind(flat)
 
-    def _as_kind(self, flat: FaissVectors, total: int, fresh: bool) -> FaissVectors:
-        if self.choice == "hnsw" or (self.choice == "auto" and total >= AUTO_HNSW_AT and not fresh):
+    def _as_kind(self, flat: FaissVectors) -> FaissVectors:
+        if self.choice == "hnsw" or (self.choice == "auto" and self.count >= AUTO_HNSW_AT):
             return flat.converted("hnsw", **params_for("hnsw", self.params))
         if self.choice == "ivfpq" and self._ivf_template() is not None:
-            return self._merged_ivfpq([(flat, flat.ids())], total)
+            return self._merged_ivfpq([(flat, flat.ids())])
         return flat
+
+    def conversions(self) -> list[list[int]]:
+        """Segments of a kind the index has outgrown, as merge groups: each flat segment of
+        an `auto` index past AUTO_HNSW_AT vectors (rewritten as HNSW) or of a trained
+        `ivfpq` one (encoded with its quantiser); all flat segments of an `ivfpq` index
+        that reached IVF_MIN_TRAIN vectors untrained (the first IVF-PQ segment)."""
+        flat = sorted(s for s, v in self.loaded.items() if v.kind == "flat" and self.live_count(s))
+        if not flat:
+            return []
+        if self.choice == "auto" and self.count >= AUTO_HNSW_AT:
+            return [[s] for s in flat]
+        if self.choice == "ivfpq":
+            if self._ivf_template() is not None:
+                return [[s] for s in flat]
+            if sum(self.live_count(s) for s in flat) >= IVF_MIN_TRAIN:
+                return [flat]
+        return []
 
     def _ivf_template(self) -> FaissVectors | None:
         """A trained IVF-PQ segment, whose quantiser every other IVF-PQ segment shares."""
         trained = [v for v in self.loaded.values() if v.kind == "ivfpq"]
         return trained[0] if trained else None
 
-    def _merged_ivfpq(self, parts: list[tuple[FaissVectors, np.ndarray]], total: int) -> FaissVectors:
+    def _merged_ivfpq(self, parts: list[tuple[FaissVectors, np.ndarray]]) -> FaissVectors:
         template = self._ivf_template()
         if template is None:  # the first: trained on these vectors
             flat = FaissVectors.create(self.dim, "flat")
@@ -303,9 +328,14 @@ class Segments:
 
 
 def _load(path: Path, row: SegmentRow, dim: int, params: dict, check_sha256: bool) -> FaissVectors:
-    if not path.is_file():
-        raise IndexCorrupt(f"{path}: missing (the catalog lists it as a segment)")
-    vectors = FaissVectors.load(path, params, sha256=row.sha256 if check_sha256 else None)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise IndexCorrupt(f"{path}: missing (the catalog lists it as a segment)") from None
+    if check_sha256 and row.bytes and size != row.bytes:
+        raise IndexCorrupt(f"{path}: {size:,} bytes, written as {row.bytes:,}; {DAMAGED_HINT}")
+    big = size >= MMAP_FROM
+    vectors = FaissVectors.load(path, params, sha256=row.sha256 if check_sha256 and not big else None, mmap=big)
     if vectors.dim != dim:
         raise IndexCorrupt(f"{path}: vectors of dim {vectors.dim}, the catalog says {dim}")
     return vectors

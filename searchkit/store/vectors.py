@@ -130,6 +130,7 @@ class FaissVectors:
         self._gpu: faiss.Index | None = None  # the search copy on a GPU (store/gpu.py)
         self._gpu_refused = False  # faiss-gpu would not take this index: search on the CPU
         self.file_sha256: str | None = None  # of the file it was loaded from (`load`)
+        self.mapped = False  # memory-mapped from its file (`load(mmap=True)`): read-only
         self._apply_params()
 
     @classmethod
@@ -465,11 +466,25 @@ class FaissVectors:
         return digest.hexdigest()
 
     @classmethod
-    def load(cls, path: Path, params: dict | None = None, sha256: str | None = None) -> "FaissVectors":
+    def load(cls, path: Path, params: dict | None = None, sha256: str | None = None,
+             mmap: bool = False) -> "FaissVectors":
         """Read a saved index; `params` (the settings' `index_params`) re-applies the search
         settings that `write_index` does not keep (IVF's nprobe). `sha256`: the digest its
         commit recorded; the bytes are hashed as FAISS reads them (about 0.5 s a GB more),
-        and a file changed since it was written is refused rather than searched."""
+        and a file changed since it was written is refused rather than searched.
+
+        `mmap`: map the vectors (flat codes, HNSW's storage, IVF lists) instead of reading
+        them, so opening costs next to nothing whatever the size; nothing is hashed then
+        (`verify` does), and the index must not be changed (segments never are)."""
+        if mmap:
+            try:
+                index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_MMAP)
+            except RuntimeError as exc:
+                first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable"
+                raise IndexCorrupt(f"{path}: not a readable FAISS index ({first[:160]})") from None
+            vectors = cls(index, _kind_of(index)).tune(params)
+            vectors.mapped = True
+            return vectors
         digest = hashlib.sha256()
         try:
             with open(path, "rb") as fh:
