@@ -89,7 +89,7 @@ class IngestSummary:
     files_unchanged: int = 0
     chunks_added: int = 0
     chunks_removed: int = 0
-    merges: int = 0  # segment merges at the end (store/segments.py)
+    merges: int = 0  # segment merges after its commits (store/segments.py)
     seconds: float = 0.0
     skipped: list[dict] = field(default_factory=list)  # {path, reason}
     problems: list[str] = field(default_factory=list)  # records skipped inside good files
@@ -559,7 +559,6 @@ class Index:
             if batch:
                 writer.add(batch, embed(batch, encoder.encode))
             writer.commit()
-            summary.merges = self.merge()  # keeps the segment count logarithmic
             if progress:
                 progress(total_bytes, total_bytes, summary.chunks_added)
             summary.files_skipped = len(summary.skipped)

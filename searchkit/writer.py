@@ -79,6 +79,7 @@ class Writer:
             raise
         index.publish(vectors, record_in_catalog, {"next_chunk_id": self.next_id})
         s = self.summary
+        s.merges += index.merge()  # after every commit, so a long ingest never piles segments up
         s.chunks_added += len(new_ids)
         s.chunks_removed += len(removed_ids)
         for f, _ in self.files:

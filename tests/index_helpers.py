@@ -189,3 +189,19 @@ def search_ok(index: Path, disk: bool = False) -> list[dict]:
         if disk:
             assert Path(hit["path"]).read_text(encoding="utf-8") == text
     return hits
+
+
+def invoke(*args):
+    """`searchkit ARGS` in this process (CliRunner), every argument made a string."""
+    return CliRunner().invoke(main, [*map(str, args)])
+
+
+def fails_with(result, *needles) -> str:
+    """Exit 1 and exactly one stderr line, `searchkit: error: ...`, holding each needle."""
+    assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
+    err = result.stderr.strip()
+    assert err.splitlines() == [err], err
+    assert err.startswith("searchkit: error: ") and "Traceback" not in err
+    for needle in needles:
+        assert str(needle) in err, (needle, err)
+    return err

@@ -14,10 +14,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from index_helpers import (
     chunks_of,
+    fails_with,
     ingest_args,
+    invoke,
     search_ok,
     segment_files,
     vectors_of,
@@ -25,24 +26,7 @@ from index_helpers import (
     write_corpus,
 )
 
-from searchkit.cli import main
-
 GOOD = ["pass", "while", "lambda", "del"]
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [*map(str, args)])
-
-
-def fails_with(result, *needles) -> str:
-    """Exit 1 and exactly one stderr line, `searchkit: error: ...`, holding each needle."""
-    assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
-    err = result.stderr.strip()
-    assert err.splitlines() == [err], err
-    assert err.startswith("searchkit: error: ") and "Traceback" not in err
-    for needle in needles:
-        assert str(needle) in err, (needle, err)
-    return err
 
 
 @pytest.fixture

@@ -6,17 +6,19 @@ import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from index_helpers import chunks_of, ingest_args, search_ok, verify_ok, write_corpus
+from index_helpers import (
+    chunks_of,
+    fails_with,
+    ingest_args,
+    invoke,
+    search_ok,
+    verify_ok,
+    write_corpus,
+)
 
-from searchkit.cli import main
 from searchkit.store.folder import is_index_file
 
 GOOD = ["pass", "while", "lambda", "del"]
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [*map(str, args)])
 
 
 def ingest(corpus, index, model, *extra):
@@ -25,19 +27,12 @@ def ingest(corpus, index, model, *extra):
     return json.loads(result.stdout)
 
 
-def one_line_error(result, *needles) -> str:
-    assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
-    err = result.stderr.strip()
-    assert err.splitlines() == [err] and err.startswith("searchkit: error: "), err
-    for needle in needles:
-        assert needle in err, (needle, err)
-    return err
-
-
 @pytest.mark.parametrize("name, own", [
     ("catalog.db", True), ("catalog.db-wal", True), ("catalog.db-shm", True), ("catalog.db.new", True),
     ("catalog.db.new-wal", True), ("write.lock", True), ("vectors.000003.faiss", True),
     ("vectors.000003.faiss.tmp", True), ("vectors.1000000.faiss", True),
+    ("segment.000012.faiss", True), ("segment.000012.faiss.tmp", True), ("segment.md", False),
+    ("segment.000012.faiss.bak", False),
     ("vectors.md", False), ("vectors.old.txt", False), ("vectors.000001.faiss.bak", False),
     ("catalog.db.bak", False), ("catalog.dbx", False), ("write.lock.txt", False), ("vectors.12.faiss", False),
 ])
@@ -111,7 +106,7 @@ def test_a_folder_moved_away_is_dropped_by_naming_it(tmp_path, small_bert):
     assert gone["files_removed"] == len(GOOD) and gone["files_seen"] == 0
     assert {Path(p).parent for p, *_ in chunks_of(index)} == {docs_b}
     # A path the index never had is still a mistake.
-    one_line_error(invoke(*ingest_args(tmp_path / "docsC", index, small_bert)), "docsC: no such file or directory")
+    fails_with(invoke(*ingest_args(tmp_path / "docsC", index, small_bert)), "docsC: no such file or directory")
     verify_ok(index)
 
 
@@ -207,7 +202,7 @@ def test_a_damaged_catalog_gives_one_line_everywhere(built, small_bert, table, s
     corpus, index = built
     damage_pages(index / "catalog.db", table)
     for mode in ("dense", "lexical", "hybrid"):
-        one_line_error(invoke("search", "loop over a sequence", "--index", index, "--mode", mode), says, "--rebuild")
+        fails_with(invoke("search", "loop over a sequence", "--index", index, "--mode", mode), says, "--rebuild")
     for args in (["verify"], ["verify", "--repair"]):
         result = invoke(*args, "--index", index)
         assert result.exit_code == 1 and "Traceback" not in result.output, result.output
@@ -217,7 +212,7 @@ def test_a_damaged_catalog_gives_one_line_everywhere(built, small_bert, table, s
                              "searchkit: the catalog cannot be mended in place: rebuild it with "
                              f"`searchkit ingest PATH... --index {index} --rebuild`"], lines
         else:
-            one_line_error(result, says, "--rebuild")
+            fails_with(result, says, "--rebuild")
     # The fix it names works.
     ingest(corpus, index, small_bert, "--rebuild")
     verify_ok(index)
@@ -249,7 +244,7 @@ def test_a_damaged_vectors_file_is_refused_not_searched(built):
     data = bytearray(vectors.read_bytes())
     data[len(data) // 2 : len(data) // 2 + 200] = b"\x7f" * 200  # floats of about 3.4e38
     vectors.write_bytes(bytes(data))
-    one_line_error(invoke("search", "loop", "--index", index), "damaged since it was written", "verify --repair")
+    fails_with(invoke("search", "loop", "--index", index), "damaged since it was written", "verify --repair")
     assert invoke("verify", "--repair", "--index", index).exit_code == 0
     verify_ok(index)
 
@@ -305,14 +300,14 @@ def test_disk_full_is_one_line_and_keeps_the_last_commit(small_disk, tmp_path, s
     index = small_disk / "index"
     # A new index on a full disk.
     fill(small_disk, 0)
-    one_line_error(invoke(*ingest_args(corpus, index, small_bert)), "disk full while writing")
+    fails_with(invoke(*ingest_args(corpus, index, small_bert)), "disk full while writing")
     (small_disk / "filler").unlink()
     ingest(corpus, index, small_bert)
     before = chunks_of(index)
     # An update that cannot write its vectors file: the temporary file goes, the commit stays.
     write_corpus(corpus, ["for", "if", "try", "with", "class", "global"])
     fill(small_disk, 20)
-    one_line_error(invoke(*ingest_args(corpus, index, small_bert)), "disk full while writing")
+    fails_with(invoke(*ingest_args(corpus, index, small_bert)), "disk full while writing")
     assert not list(index.glob("*.tmp")) and not list(index.glob("catalog.db.new*"))
     assert chunks_of(index) == before
     verify_ok(index)
@@ -338,7 +333,7 @@ def test_a_read_only_index_searches_and_refuses_to_write(built, tmp_path, small_
         checked = invoke("verify", "--index", ro)
         assert checked.exit_code == 0 and "is consistent" in checked.stdout, checked.output
         assert "the catalog is read-only" in checked.stderr
-        one_line_error(invoke(*ingest_args(corpus, ro, small_bert)), "read-only")
+        fails_with(invoke(*ingest_args(corpus, ro, small_bert)), "read-only")
         assert invoke("verify", "--repair", "--index", ro).exit_code == 0  # nothing to mend: nothing written
     finally:
         subprocess.run(["umount", "-l", str(ro)], check=False)
@@ -375,27 +370,27 @@ def test_a_long_lived_reader_follows_a_rebuild(built, tmp_path, small_bert):
 ])
 def test_huge_numbers_are_range_errors(built, args, says):
     _, index = built
-    one_line_error(invoke("search", "loop", "--index", index, *args), says)
+    fails_with(invoke("search", "loop", "--index", index, *args), says)
 
 
 def test_huge_index_params_are_range_errors(built, tmp_path, small_bert):
     corpus, index = built
-    one_line_error(invoke(*ingest_args(corpus, tmp_path / "h", small_bert, "--index-type", "hnsw",
+    fails_with(invoke(*ingest_args(corpus, tmp_path / "h", small_bert, "--index-type", "hnsw",
                                        "--index-param", "M=1099511627776")), "M=1099511627776: must be from 2 to 256")
     assert not (tmp_path / "h").exists()  # a refused new index leaves no folder behind
-    one_line_error(invoke(*ingest_args(corpus, index, small_bert, "--index-param", "efSearch=1099511627776")),
+    fails_with(invoke(*ingest_args(corpus, index, small_bert, "--index-param", "efSearch=1099511627776")),
                    "efSearch=1099511627776")
 
 
 def test_chunk_settings_are_never_silently_ignored(built, tmp_path, small_bert):
     corpus, index = built
-    one_line_error(invoke(*ingest_args(corpus, tmp_path / "new", small_bert)[:-1], "--chunk-tokens", "0"),
+    fails_with(invoke(*ingest_args(corpus, tmp_path / "new", small_bert)[:-1], "--chunk-tokens", "0"),
                    "--chunk-tokens 0: must be a whole number from 8 to")
     assert not (tmp_path / "new").exists()
     # ingest_args asks for the 64 the index was built with: fine. Another value is refused.
     ingest(corpus, index, small_bert)
     for flag, value in (("--chunk-tokens", "32"), ("--chunk-overlap", "3"), ("--chunking", "whole")):
-        one_line_error(invoke("ingest", corpus, "--index", index, "--model", small_bert, flag, value),
+        fails_with(invoke("ingest", corpus, "--index", index, "--model", small_bert, flag, value),
                        f"{flag} ", "was built with", "--rebuild")
 
 
@@ -423,9 +418,9 @@ def test_python_callers_are_told_the_parameter_they_used(built, small_bert):
         assert str(info.value).startswith(says), (str(info.value), says)
         assert "--" not in str(info.value).split(":")[0]
     # ... and on the command line, the flag.
-    one_line_error(invoke("search", "loop", "--index", index, "-k", "0"), "-k 0: must be a positive integer")
-    one_line_error(invoke("search", "loop", "--index", index, "--where", "field.year=>2019"), "--where 'field.year=>2019'")
-    one_line_error(invoke("embed", "x", "--model", small_bert, "--dtype", "fp8"), "--dtype 'fp8': expected")
+    fails_with(invoke("search", "loop", "--index", index, "-k", "0"), "-k 0: must be a positive integer")
+    fails_with(invoke("search", "loop", "--index", index, "--where", "field.year=>2019"), "--where 'field.year=>2019'")
+    fails_with(invoke("embed", "x", "--model", small_bert, "--dtype", "fp8"), "--dtype 'fp8': expected")
 
 
 def test_a_jsonl_record_with_a_lone_surrogate_is_one_problem(tmp_path, small_bert):

@@ -8,11 +8,11 @@ import sqlite3
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from index_helpers import (
     chunks_of,
     generation,
     ingest_args,
+    invoke,
     run,
     search_ok,
     segment_files,
@@ -22,7 +22,6 @@ from index_helpers import (
 )
 
 import searchkit
-from searchkit.cli import main
 from searchkit.store import segments as segmod
 from searchkit.store.segments import Segments, merge_top_k, plan_merges
 from searchkit.store.vectors import FaissVectors
@@ -179,10 +178,6 @@ def test_segment_count_stays_logarithmic_over_many_commits():
 
 
 # -- through an index folder and the CLI --------------------------------------------------------
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [*map(str, args)])
 
 
 def test_a_small_change_leaves_the_other_segment_files_alone(tmp_path, small_bert):

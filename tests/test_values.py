@@ -11,11 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-from index_helpers import REPO, chunks_of, env, ingest_args, write_corpus
+from index_helpers import REPO, chunks_of, env, fails_with, ingest_args, invoke, write_corpus
 from test_evaluate import _beir
 
-from searchkit.cli import main
 from searchkit.encoder import Encoder
 from searchkit.errors import BadInput, MissingDependency
 from searchkit.evaluate import evaluate
@@ -26,21 +24,6 @@ from searchkit.similarity import compare, cosine
 
 BAD = "caf\udce9 \udcff"  # what Python makes of the bytes b"caf\xe9 \xff" on a command line
 SHOWN = r"'caf\xe9 \xff'"
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [*map(str, args)])
-
-
-def fails_with(result, *needles) -> str:
-    """Exit 1 and exactly one stderr line, `searchkit: error: ...`, holding each needle."""
-    assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
-    err = result.stderr.strip()
-    assert err.splitlines() == [err], err
-    assert err.startswith("searchkit: error: ") and "Traceback" not in err
-    for needle in needles:
-        assert needle in err, (needle, err)
-    return err
 
 
 @pytest.fixture(scope="module")
