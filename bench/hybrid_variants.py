@@ -86,7 +86,7 @@ def main() -> None:
                 add(tok, stop_name, f"RRF c=60, weights dense:lexical {w[0]}:{w[1]}",
                     score([rrf([d, x], 100, weights=w) for d, x in zip(dense, lex)]))
     index.close()
-    lines = rows + ["", f"- index: {args.index} ({len(chunks)} chunks, {index.settings.get('chunking')} chunking); "
+    lines = rows + ["", f"- index: {args.index} ({len(chunks)} chunks, {index.settings.chunking} chunking); "
                         f"each list {DEPTH} deep before fusion",
                     "- SciFact has test qrels only: these variants are compared on the split they are reported on."]
     if args.record:

@@ -91,8 +91,7 @@ def main() -> None:
             gc.collect()
             mem_before = rss_mb()
             t = time.perf_counter()
-            vectors = FaissVectors.create(DIM, kind)
-            vectors.add(ids, base)
+            vectors = FaissVectors.from_vectors(kind, ids, base)
             build = time.perf_counter() - t
             mem = rss_mb() - mem_before
         with tempfile.TemporaryDirectory() as tmp:

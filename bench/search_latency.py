@@ -57,7 +57,7 @@ def main() -> None:
             calls[f"searchkit Index.search, {mode}, {dtype} query"] = (
                 lambda q, m=mode, i=ours: i.search(q, k=args.k, mode=m))
     rows = list(latency_ms_each(calls, queries).items())  # the paths take turns, pass by pass
-    lines = [f"{n:,} vectors ({index.settings['dtype']}), {len(queries)} SciFact claims, k={args.k}, on the CPU", "",
+    lines = [f"{n:,} vectors ({index.settings.dtype}), {len(queries)} SciFact claims, k={args.k}, on the CPU", "",
              "| path | p50 ms | p99 ms |", "|---|---:|---:|"]
     footer = ["", f"p50/p99 from the best of {LATENCY_PASSES} passes over the queries "
               "(the least disturbed by other load); the paths take turns, pass by pass."]

@@ -1,5 +1,5 @@
 """The segmented write path on synthetic clustered vectors, fed through the real commit and
-merge code (`Index.publish`, `Index.merge`): what a small change costs to commit, what a
+merge code (`IndexWriter.commit`, `IndexWriter.merge`): what a small change costs to commit, what a
 fresh process pays to open the index and answer one search, search latency over the
 segments against one combined FAISS index of the same type, the bytes a long ingest
 writes against the final index size, and deletes of 10%.
@@ -42,19 +42,6 @@ def vector_index(folder: Path, choice: str) -> Index:
     return Index(folder)
 
 
-class Written:
-    """Bytes of the segment files an index folder has gained, counted as they appear."""
-
-    def __init__(self, folder: Path):
-        self.folder, self.seen, self.bytes = folder, set(), 0
-
-    def update(self) -> None:
-        for entry in os.scandir(self.folder):
-            if entry.name.startswith("segment.") and entry.name not in self.seen:
-                self.seen.add(entry.name)
-                self.bytes += entry.stat().st_size
-
-
 def segment_bytes(folder: Path) -> int:
     return sum(e.stat().st_size for e in os.scandir(folder) if e.name.startswith("segment."))
 
@@ -89,6 +76,7 @@ def main() -> None:
     ap.add_argument("--commit", type=int, default=20_000, help="vectors per commit, as an ingest's commit_chunks")
     ap.add_argument("--type", default="flat", choices=["flat", "hnsw"])
     ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument("--no-optimize", action="store_true", help="skip the final optimize (HNSW: a 1M rebuild)")
     ap.add_argument("--record", action="store_true")
     args = ap.parse_args()
 
@@ -98,39 +86,33 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP", "/tmp")) as tmp:
         folder = Path(tmp) / "index"
         index = vector_index(folder, args.type)
-        written = Written(folder)
         started = time.perf_counter()
         commits = merges = 0
-        with index._write_lock():
+        with index.writer() as writer:
             for lo in range(0, args.n, args.commit):
-                vectors = index.vectors
-                vectors.add(ids[lo : lo + args.commit], x[lo : lo + args.commit])
-                index.publish(vectors, lambda: None, {})
+                writer.add_vectors(ids[lo : lo + args.commit], x[lo : lo + args.commit])
+                merges += writer.commit().merges
                 commits += 1
-                written.update()
-                merges += index.merge()
-                written.update()
+            written = writer.bytes_written
         ingest_s = time.perf_counter() - started
         final = segment_bytes(folder)
         segments = len(index.vectors.loaded)
         print(f"ingest: {commits} commits, {merges} merges, {segments} segments, {ingest_s:.1f} s; "
-              f"written {written.bytes / 2**20:,.0f} MB for {final / 2**20:,.0f} MB", flush=True)
+              f"written {written / 2**20:,.0f} MB for {final / 2**20:,.0f} MB", flush=True)
 
         # A 100-vector change: 100 removed, 100 added (an edited file), committed.
         rng = np.random.default_rng(2)
-        with index._write_lock():
-            vectors = index.vectors
-            vectors.remove(rng.choice(ids, 100, replace=False))
-            vectors.add(np.arange(args.n + 1, args.n + 101), x[:100])
+        with index.writer() as writer:
+            writer.remove_vectors(rng.choice(ids, 100, replace=False))
+            writer.add_vectors(np.arange(args.n + 1, args.n + 101), x[:100])
             t = time.perf_counter()
-            index.publish(vectors, lambda: None, {})
+            writer.commit(merge=False)
             commit_s = time.perf_counter() - t
             t = time.perf_counter()
-            merges_after = index.merge()
+            merges_after = writer.merge()
             merge_s = time.perf_counter() - t
         # format 1, the same change: the whole index rewritten as one file
-        combined = FaissVectors.create(DIM, args.type)
-        combined.add(index.vectors.ids(), index.vectors.reconstruct(index.vectors.ids()))
+        combined = FaissVectors.from_vectors(args.type, index.vectors.ids(), index.vectors.reconstruct(index.vectors.ids()))
         t = time.perf_counter()
         combined.save(Path(tmp) / "one-file.faiss")
         one_file_s = time.perf_counter() - t
@@ -162,36 +144,38 @@ def main() -> None:
 
         # Deletes of 10%: excluded at once; after optimize the files hold none of them.
         gone = rng.choice(vectors.ids(), args.n // 10, replace=False)
-        with index._write_lock():
-            vectors = index.vectors
+        with index.writer() as writer:
             t = time.perf_counter()
-            vectors.remove(gone)
-            index.publish(vectors, lambda: None, {})
+            writer.remove_vectors(gone)
+            writer.commit(merge=False)
             delete_s = time.perf_counter() - t
         _, after = index.vectors.search(q, 10)
         leaked = int(np.isin(after, gone).sum())
-        t = time.perf_counter()
-        report = index.optimize()
-        optimize_s = time.perf_counter() - t
-        held = set()
-        for v in index.vectors.loaded.values():
-            held |= set(v.ids().tolist())  # ids in the files (nothing is dead after optimize)
-        in_files = int(np.isin(gone, np.fromiter(held, np.int64)).sum())
-        print(f"delete 10%: commit {delete_s:.2f} s, {leaked} deleted ids in 300x10 hits; optimize {optimize_s:.1f} s "
-              f"-> {report['segments']} segment, {in_files} deleted ids left in files", flush=True)
+        optimized = None
+        if not args.no_optimize:
+            t = time.perf_counter()
+            report = index.optimize()
+            optimize_s = time.perf_counter() - t
+            held = set()
+            for v in index.vectors.loaded.values():
+                held |= set(v.ids().tolist())  # ids in the files (nothing is dead after optimize)
+            in_files = int(np.isin(gone, np.fromiter(held, np.int64)).sum())
+            optimized = f"{optimize_s:.1f} s -> {report['segments']} segment; deleted ids left in files: {in_files}"
+        print(f"delete 10%: commit {delete_s:.2f} s, {leaked} deleted ids in 300x10 hits; optimize: {optimized}",
+              flush=True)
 
     if args.record:
         cold = [r for r in runs if r[0]]
         warm = [r for r in runs if not r[0]][0]
         lines = [
             f"{args.n:,} synthetic clustered {DIM}-d vectors, index type {args.type}, commits of {args.commit:,} "
-            f"vectors with the merge policy after each (MERGE_FACTOR 8), through `Index.publish` / `Index.merge`",
+            f"vectors with the merge policy after each (MERGE_FACTOR 8), through `IndexWriter`",
             "",
             "| measure | value |",
             "|---|---:|",
             f"| ingest: commits / merges / segments at the end | {commits} / {merges} / {segments} |",
             f"| ingest time | {ingest_s:.1f} s |",
-            f"| bytes written ÷ final size | {written.bytes / final:.2f} ({written.bytes / 2**20:,.0f} MB / {final / 2**20:,.0f} MB) |",
+            f"| bytes written ÷ final size | {written / final:.2f} ({written / 2**20:,.0f} MB / {final / 2**20:,.0f} MB) |",
             f"| commit of a 100-vector change (100 removed, 100 added) | {commit_s:.3f} s (+ {merge_s:.3f} s merging, {merges_after} merges) |",
             f"| the same commit as one rewritten file (format 1, {one_file_mb:,.0f} MB) | {one_file_s:.2f} s |",
             f"| fresh process: open + one search, warm page cache | {warm[2]:.3f} s ({warm[5]} of {warm[4]} segments mapped; imports {warm[1]:.2f} s more) |",
@@ -204,7 +188,7 @@ def main() -> None:
             f"| p50 ratio segments / combined | {lat['segments'][0] / lat['combined'][0]:.2f} |",
             f"| top-10 agreement, segments vs combined | {agree:.4f} |",
             f"| delete 10% ({args.n // 10:,}): commit | {delete_s:.2f} s; deleted ids in hits: {leaked} |",
-            f"| then `optimize` | {optimize_s:.1f} s -> {report['segments']} segment; deleted ids left in files: {in_files} |",
+            f"| then `optimize` | {optimized or 'not run (--no-optimize)'} |",
             "",
             f"{args.queries} held-out queries, k = 10, one at a time; latency: best of 3 passes, the two in turns.",
         ]

@@ -19,9 +19,12 @@ _EXPORTS = {
     "Encoder": ".encoder",
     "load_encoder": ".encoder",
     "SearchkitError": ".errors",
-    "Hit": ".index",
+    "Hit": ".hits",
     "Index": ".index",
-    "IngestSummary": ".index",
+    "IndexOptions": ".settings",
+    "IndexSettings": ".settings",
+    "IndexWriter": ".index_writer",
+    "IngestSummary": ".ingest",
     "open_index": ".index",
 }
 

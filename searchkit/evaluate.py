@@ -353,8 +353,8 @@ def _run(index: Index, ds: BeirDataset, modes, chunking, split, keep: bool, prog
     settings = index.settings
     report = EvalReport(
         dataset=str(ds.folder), split=split, documents=len(ds.records), queries=len(ds.queries),
-        model=str(settings.get("model")), dtype=index.encoder.dtype_name, device=str(index.encoder.device),
-        chunking=settings.get("chunking", "chunks"), chunks=index.catalog.counts()["chunks"],
+        model=str(settings.model), dtype=index.encoder.dtype_name, device=str(index.encoder.device),
+        chunking=settings.chunking, chunks=index.catalog.counts()["chunks"],
         index=str(index.folder) if keep else None, ingest_seconds=summary.seconds,
         chunks_embedded=summary.chunks_added,
     )

@@ -1,22 +1,28 @@
 """The ingest stages, as plain functions over batches of records.
 
-scan (which files are new, changed, gone) -> read + chunk -> embed -> (Index commits).
-No global state: each stage takes what it needs, so they run in-process today and as
-batch stages of a distributed runner unchanged later.
+scan (which files are new, changed, gone) -> prepare (read + chunk) -> embed -> the
+index writer, which commits. No global state: each stage takes what it needs, so they
+run in-process today (`run`) and as batch stages of a distributed runner unchanged later.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .chunking import chunk_texts, whole_chunks
+from .errors import BadInput
 from .hashing import sha256_file
 from .readers import SkipFile, printable, read_file, walk_found
+
+if TYPE_CHECKING:
+    from .index_writer import CommitCounts, IndexWriter
 
 # Skip reasons that say what a file's content now is: a file that had chunks and is now
 # one of these has changed, so its old chunks go. The other reasons (permission denied,
@@ -194,3 +200,125 @@ def embed(prepared: Sequence[PreparedFile], encode: Callable[[list[str]], np.nda
     """Vectors for every chunk of the prepared files, in file, document, chunk order."""
     texts = [c["text"] for f in prepared for doc in f.chunks for c in doc]
     return encode(texts)
+
+
+@dataclass
+class IngestSummary:
+    files_seen: int = 0
+    files_added: int = 0
+    files_updated: int = 0
+    files_removed: int = 0
+    files_skipped: int = 0
+    files_unchanged: int = 0
+    chunks_added: int = 0
+    chunks_removed: int = 0
+    merges: int = 0  # segment merges after its commits (store/segments.py)
+    seconds: float = 0.0
+    skipped: list[dict] = field(default_factory=list)  # {path, reason}
+    problems: list[str] = field(default_factory=list)  # records skipped inside good files
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def skip(self, skipped: Sequence[tuple[str, str]]) -> None:
+        self.skipped += [{"path": p, "reason": r} for p, r in skipped]
+
+    def count(self, counts: CommitCounts) -> None:
+        """Take in what one commit changed."""
+        self.files_added += counts.files_added
+        self.files_updated += counts.files_updated
+        self.chunks_added += counts.chunks_added
+        self.chunks_removed += counts.chunks_removed
+        self.merges += counts.merges
+        self.problems += counts.problems
+
+
+@dataclass(frozen=True)
+class Limits:
+    """When an ingest embeds and commits: a batch is embedded once it holds `embed_chunks`
+    chunks; a commit happens once `commit_chunks` are pending or `commit_seconds` passed."""
+
+    commit_chunks: int = 20000
+    commit_seconds: float = 60.0
+    embed_chunks: int = 512
+    max_file_bytes: int = MAX_FILE_BYTES
+
+
+@dataclass
+class Batch:
+    """Files prepared together, to be embedded in one call."""
+
+    files: list[PreparedFile]
+    skipped: list[tuple[str, str]]  # (path, reason)
+    emptied: list[int]  # catalog ids of changed files that are no longer text: their chunks go
+    bytes_done: int  # of the files to prepare, bytes read up to the end of this batch
+
+
+def batches(todo: Sequence[FileState], tokenizer, max_tokens: int | None, overlap: int | None,
+            embed_chunks: int, max_bytes: int = MAX_FILE_BYTES) -> Iterator[Batch]:
+    """The files of `todo` prepared, in batches of at least `embed_chunks` chunks (the
+    last one smaller)."""
+    batch = Batch([], [], [], 0)
+    for state in todo:
+        prepared, skipped = prepare([state], tokenizer, max_tokens, overlap, max_bytes)
+        batch.files += prepared
+        batch.skipped += skipped
+        if state.old_id is not None and any(content_reason(r) for _, r in skipped):
+            batch.emptied.append(state.old_id)
+        batch.bytes_done += state.size
+        if sum(f.chunk_count for f in batch.files) >= embed_chunks:
+            yield batch
+            batch = Batch([], [], [], batch.bytes_done)
+    if batch.files or batch.skipped or batch.emptied:
+        yield batch
+
+
+def check_paths(paths: Sequence[str | Path], known: Callable[[], dict[str, dict]]) -> None:
+    """Every path exists, or is gone but has files in the index (`known()`: the catalog's
+    files), which the ingest then drops: a folder moved away."""
+    for path in paths:
+        path = Path(os.path.abspath(Path(path).expanduser()))
+        if os.path.lexists(path):
+            continue
+        if not any(under(row["path"], [path]) or under(row.get("found_as"), [path]) for row in known().values()):
+            raise BadInput(f"{printable(path)}: no such file or directory")
+
+
+def run(writer: IndexWriter, paths: Sequence[str | Path], tokenizer, encode: Callable[[list[str]], np.ndarray],
+        limits: Limits, prune: bool = False, ignore: Callable[[Path], bool] | None = None,
+        progress: Callable[[int, int, int], None] | None = None) -> IngestSummary:
+    """Bring the index `writer` holds in step with the files under `paths`: scan ->
+    prepare -> embed -> writer, committing as `limits` say and at the end, so a crash loses
+    at most the work since the last commit. `ignore` and `prune`: see `scan`.
+    `progress(bytes_done, bytes_total, chunks_done)`."""
+    started = time.time()
+    catalog, settings = writer.catalog, writer.settings()
+    found = scan(paths, catalog.files(), max_bytes=limits.max_file_bytes, ignore=ignore, prune=prune)
+    summary = IngestSummary(files_seen=found.seen, files_unchanged=found.unchanged)
+    summary.skip(found.skipped)
+    if found.touched:
+        with catalog.write():
+            catalog.touch_files([(s.old_id, s.size, s.mtime, s.found_as) for s in found.touched])
+    writer.remove_files([row["id"] for row in found.removed])
+    summary.files_removed += len(found.removed)
+    todo = found.new + found.changed
+    total = sum(s.size for s in todo)
+    for batch in batches(todo, tokenizer, settings.chunk_tokens, settings.chunk_overlap, limits.embed_chunks,
+                         limits.max_file_bytes):
+        summary.skip(batch.skipped)
+        writer.remove_files(batch.emptied)
+        summary.files_removed += len(batch.emptied)
+        if batch.files:
+            writer.add_files(batch.files, embed(batch.files, encode))
+        if progress:
+            progress(batch.bytes_done, total, summary.chunks_added + writer.pending_chunks)
+        if writer.pending_chunks >= limits.commit_chunks or writer.age > limits.commit_seconds:
+            summary.count(writer.commit())
+    summary.count(writer.commit())
+    if progress:
+        progress(total, total, summary.chunks_added)
+    summary.files_skipped = len(summary.skipped)
+    summary.seconds = round(time.time() - started, 3)
+    with catalog.write():
+        catalog.add_run(started, summary.to_dict())
+    return summary

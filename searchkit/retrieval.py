@@ -95,3 +95,14 @@ def rrf(
             best_rank[item] = min(best_rank.get(item, rank), rank)
     order = sorted(fused, key=lambda i: (-fused[i], best_rank[i], i))
     return [(i, fused[i]) for i in order[:k]]
+
+
+def check_queries(queries) -> list[str]:
+    """Queries as a list of non-empty strings (one string is one query)."""
+    queries = [queries] if isinstance(queries, str) else list(queries)
+    for n, query in enumerate(queries, 1):
+        if not isinstance(query, str):
+            raise bad_value("queries", queries, f"query {n} is a {type(query).__name__}, not a string")
+        if not query.strip():
+            raise BadInput("empty query" if len(queries) == 1 else f"query {n} is empty")
+    return queries

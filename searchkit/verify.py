@@ -6,7 +6,6 @@ so `repair` rebuilds what disagrees with it and never drops a document.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -16,8 +15,6 @@ from .hashing import sha256_file
 from .index import Index
 from .store.vectors import DAMAGED
 
-REQUIRED_SETTINGS = ("model", "weights_sha256", "dim", "pooling", "normalize", "chunk_tokens",
-                     "chunk_overlap", "generation", "next_chunk_id")
 DAMAGED_CATALOG = "damaged SQLite file"
 REBUILD_HINT = "the catalog cannot be mended in place: rebuild it with `searchkit ingest PATH... --index DIR --rebuild`"
 REPAIR_HINT = "`searchkit verify --repair --index DIR` re-embeds what disagrees (from the catalog's text)"
@@ -72,8 +69,8 @@ def _verify_once(index: Index) -> VerifyReport:
 
 
 def _check(index: Index, catalog, report: VerifyReport) -> None:
-    settings = catalog.settings()
-    missing = [k for k in REQUIRED_SETTINGS if k not in settings]
+    settings = index.settings  # IndexCorrupt for a format newer than this searchkit reads
+    missing = settings.missing()
     if missing:
         report.fail(f"settings missing: {', '.join(missing)}")
     report.counts = {**catalog.counts(), "generation": catalog.generation}
@@ -88,8 +85,8 @@ def _check(index: Index, catalog, report: VerifyReport) -> None:
             report.fail(f"{index.folder / row.name}: {DAMAGED}")
     report.counts["vectors"] = vectors.count
     report.counts["segments"] = len(vectors.loaded)
-    if settings.get("dim") and vectors.dim != settings["dim"]:
-        report.fail(f"vectors have dim {vectors.dim}, settings say {settings['dim']}")
+    if settings.dim and vectors.dim != settings.dim:
+        report.fail(f"vectors have dim {vectors.dim}, settings say {settings.dim}")
     held = vectors.ids()
     faiss_ids = set(held.tolist())
     chunk_ids = set(catalog.chunk_ids())
@@ -99,8 +96,8 @@ def _check(index: Index, catalog, report: VerifyReport) -> None:
         report.fail(f"{len(chunk_ids - faiss_ids)} chunks have no vector (e.g. id {min(chunk_ids - faiss_ids)})")
     if faiss_ids - chunk_ids:
         report.fail(f"{len(faiss_ids - chunk_ids)} vectors have no chunk row (e.g. id {min(faiss_ids - chunk_ids)})")
-    next_id = settings.get("next_chunk_id")
-    if next_id is not None and chunk_ids and max(chunk_ids) >= next_id:
+    next_id = settings.next_chunk_id
+    if "next_chunk_id" not in missing and chunk_ids and max(chunk_ids) >= next_id:
         report.fail(f"chunk id {max(chunk_ids)} is not below next_chunk_id {next_id}")
     db = catalog.db
     orphans = {
@@ -141,7 +138,7 @@ def repair(index: Index) -> VerifyReport:
     if before.ok or any(DAMAGED_CATALOG in p for p in before.problems):
         return before  # SQLite's own pages are beyond repair here: the report says --rebuild
     catalog = index.catalog
-    with index._write_lock():
+    with index.writer(repair=True) as writer:
         repaired = []
         db = catalog.db
         with catalog.write():
@@ -151,26 +148,24 @@ def repair(index: Index) -> VerifyReport:
             if any(p.startswith("full-text index") for p in before.problems):
                 db.execute("INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')")
                 repaired.append("rebuilt the full-text index from the chunks")
-        broken: list = []  # damaged or unreadable segments: dropped, their chunks re-embedded
-        vectors = index.load_vectors(broken=broken)
-        for row, _ in broken:
+        # damaged or unreadable segments: dropped, their chunks re-embedded
+        writer.drop_segments([row.id for row, _ in writer.broken])
+        for row, _ in writer.broken:
             repaired.append(f"{row.name} unreadable or damaged: dropped, its chunks re-embedded")
         chunk_ids = set(catalog.chunk_ids())
-        faiss_ids = set(vectors.ids().tolist())
+        faiss_ids = set(writer.vectors.ids().tolist())
         stray = np.array(sorted(faiss_ids - chunk_ids), dtype=np.int64)
         if len(stray):
-            vectors.remove(stray)
+            writer.remove_vectors(stray)
             repaired.append(f"dropped {len(stray)} vectors without a chunk")
-        lacking = sorted(chunk_ids - set(vectors.ids().tolist()))
+        lacking = sorted(chunk_ids - set(writer.vectors.ids().tolist()))
         if lacking:
             rows = catalog.chunks(lacking)
-            texts = [rows[i].text for i in lacking]
-            vectors.add(np.array(lacking, dtype=np.int64), index.encoder.encode(texts))
             # re-embedded from the text, never reconstructed (ivfpq's reconstructions are approximate)
+            writer.add_vectors(np.array(lacking, dtype=np.int64), index.encoder.encode([rows[i].text for i in lacking]))
             repaired.append(f"embedded {len(lacking)} chunks that had no vector")
-        next_id = max(max(chunk_ids, default=0) + 1, int(catalog.settings().get("next_chunk_id", 1)))
-        index.publish(vectors, functools.partial(catalog.drop_segments, [row.id for row, _ in broken]),
-                      {"next_chunk_id": next_id})
+        writer.next_id = max(max(chunk_ids, default=0) + 1, writer.next_id)
+        writer.commit()
     after = verify(index)
     after.repaired = repaired
     if not after.ok:

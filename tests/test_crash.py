@@ -215,7 +215,7 @@ def test_rebuild_killed_leaves_the_old_index(tmp_path, small_bert):
     index = tmp_path / "index"
     assert CliRunner().invoke(main, ingest_args(folder, index, small_bert)).exit_code == 0
     (index / "README.md").write_text("my notes", encoding="utf-8")
-    before, settings_model = chunks_of(index), searchkit.open_index(index).settings["model"]
+    before, settings_model = chunks_of(index), searchkit.open_index(index).settings.model
 
     args = ["ingest", str(folder), "--index", str(index), "--rebuild", "--model", str(other), "--device", "cpu",
             "--chunk-tokens", str(CHUNK_TOKENS), "--commit-chunks", "8", "--json"]
@@ -223,7 +223,7 @@ def test_rebuild_killed_leaves_the_old_index(tmp_path, small_bert):
     rc, _, err = finish(proc)
     assert rc == -signal.SIGKILL, err
     assert chunks_of(index) == before
-    assert searchkit.open_index(index).settings["model"] == settings_model
+    assert searchkit.open_index(index).settings.model == settings_model
     verify_ok(index)
     search_ok(index)
 
@@ -231,7 +231,7 @@ def test_rebuild_killed_leaves_the_old_index(tmp_path, small_bert):
     assert result.exit_code == 0, result.output
     assert chunks_of(index) == before  # same files, same tokenizer: same chunks
     reopened = searchkit.open_index(index)
-    assert reopened.settings["model"] == str(other) and reopened.settings["dim"] == 48
+    assert reopened.settings.model == str(other) and reopened.settings.dim == 48
     verify_ok(index)
     assert (index / "README.md").read_text(encoding="utf-8") == "my notes"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "index", "models"]
@@ -251,7 +251,7 @@ def test_interrupt_just_after_the_sqlite_commit_keeps_that_generation(tmp_path, 
 
     def put_settings(self, values):
         real_put(self, values)
-        if "next_segment_id" in values:  # the transaction of a commit
+        if values.get("generation"):  # the transaction of a commit (creation writes generation 0)
             armed.append(values["generation"])
 
     @contextlib.contextmanager

@@ -120,8 +120,7 @@ def test_filtered_searches_big_k_and_hnsw_stay_on_the_cpu(fake_gpu):
 
 
 def test_ivfpq_takes_its_nprobe_to_the_gpu(fake_gpu):
-    vectors = FaissVectors.create(32, "ivfpq", nlist=16, m=8, nprobe=4)
-    vectors.add(np.arange(1, 12_001), unit(12_000))
+    vectors = FaissVectors.from_vectors("ivfpq", np.arange(1, 12_001), unit(12_000), nlist=16, m=8, nprobe=4)
     assert vectors.kind == "ivfpq"
     q = unit(3, seed=2)
     vectors.search(q, 10)

@@ -49,8 +49,7 @@ def data():
 def built(request, data):
     ids, x, _ = data
     params, bound = KINDS[request.param]
-    vectors = FaissVectors.create(DIM, request.param, **params)
-    vectors.add(ids, x)
+    vectors = FaissVectors.from_vectors(request.param, ids, x, **params)
     return request.param, vectors, bound
 
 
@@ -76,7 +75,7 @@ def test_remove_save_load_filter(built, data, tmp_path):
     kind, original, bound = built
     ids, x, q = data
     vectors = FaissVectors.load(_saved(original, tmp_path / "a.faiss"), original.settings["index_params"])
-    gone = ids[::10]  # 10%: hnsw keeps them as tombstones (under COMPACT_AT)
+    gone = ids[::10]  # 10%: hnsw keeps them as tombstones
     assert vectors.remove(gone) == len(gone)
     assert vectors.remove(gone) == 0
     assert vectors.count == N - len(gone)
@@ -114,9 +113,17 @@ def test_broad_filters_search_the_index(built, data, monkeypatch):
 
 
 def test_ivfpq_m_fits_the_dim():
-    assert FaissVectors.create(384, "ivfpq").want_params["m"] == 48
-    assert FaissVectors.create(1024, "ivfpq").want_params["m"] == 32
-    assert FaissVectors.create(32, "ivfpq").want_params["m"] == 32
+    assert [vmod._default_m(d) for d in (384, 1024, 32)] == [48, 32, 32]
+
+
+def test_each_kind_is_one_class_of_the_interface(data):
+    ids, x, _ = data
+    for kind, cls in vmod.KIND_CLASSES.items():
+        vectors = FaissVectors.from_vectors(kind, ids[:3000], x[:3000], **KINDS[kind][0])
+        assert type(vectors) is cls and vectors.kind == kind and isinstance(vectors, vmod.VectorIndex)
+        assert vectors.settings["index_type"] == kind and vectors.count == vectors.held == 3000
+    with pytest.raises(BadInput, match="trained on its vectors"):
+        FaissVectors.create(DIM, "ivfpq")
 
 
 def _saved(vectors: FaissVectors, path) -> str:
@@ -124,33 +131,16 @@ def _saved(vectors: FaissVectors, path) -> str:
     return path
 
 
-def test_hnsw_compacts_past_a_fifth(data):
+def test_hnsw_removals_are_tombstones_that_searches_skip(data):
     ids, x, q = data
-    vectors = FaissVectors.create(DIM, "hnsw")
-    vectors.add(ids[:3000], x[:3000])
-    vectors.remove(ids[:500])
-    assert vectors.tombstones == 500 and vectors.index.ntotal == 3000
-    vectors.remove(ids[500:700])  # 700 / 3000 > 20%: rebuilt from the live vectors
-    assert vectors.tombstones == 0 and vectors.index.ntotal == vectors.count == 2300
+    vectors = FaissVectors.from_vectors("hnsw", ids[:3000], x[:3000])
+    assert vectors.remove(ids[:700]) == 700
+    assert vectors.tombstones == 700 and vectors.held == 3000 and vectors.count == 2300
     assert np.allclose(vectors.reconstruct(ids[700:705]), x[700:705])
     _, got = vectors.search(q, 10)
     assert (got > 700).all()
-
-
-def test_ivfpq_and_auto_start_flat(data, monkeypatch):
-    ids, x, _ = data
-    vectors = FaissVectors.create(DIM, "ivfpq", m=16)
-    vectors.add(ids[:5000], x[:5000])
-    assert vectors.kind == "flat" and vectors.settings["index_choice"] == "ivfpq"
-    vectors.add(ids[5000:10000], x[5000:10000])
-    assert vectors.kind == "ivfpq" and vectors.count == 10000 and vectors.params["nlist"] >= 16
-    monkeypatch.setattr(vmod, "AUTO_HNSW_AT", 2000)
-    auto = FaissVectors.create(DIM, "auto")
-    auto.add(ids[:1000], x[:1000])
-    assert auto.kind == "flat"
-    auto.add(ids[1000:2500], x[1000:2500])
-    assert auto.kind == "hnsw" and auto.count == 2500
-    assert auto.settings == {"index_type": "hnsw", "index_choice": "auto", "index_params": vmod.DEFAULT_PARAMS["hnsw"]}
+    rebuilt = vectors.converted("hnsw")
+    assert rebuilt.tombstones == 0 and rebuilt.held == rebuilt.count == 2300
 
 
 def test_unknown_type_and_params():
@@ -178,7 +168,7 @@ def test_cli_ingest_hnsw_end_to_end(corpus, tmp_path, small_bert):
     result = runner.invoke(main, ["ingest", str(corpus), *base, "--index-type", "hnsw", "--chunk-tokens", "32"])
     assert result.exit_code == 0, result.output
     index = Index(index_dir)
-    assert index.settings["index_type"] == "hnsw" and index.settings["index_choice"] == "hnsw"
+    assert index.settings.index_type == "hnsw" and index.settings.index_choice == "hnsw"
     assert index.vectors.kind == "hnsw"
     hits = index.search("topic 1", k=5)
     assert len(hits) == 5
@@ -211,13 +201,13 @@ def test_repair_keeps_the_type(corpus, tmp_path, small_bert):
     assert not verify(index).ok
     report = repair(index)
     assert report.ok, report.problems
-    assert index.vectors.kind == "hnsw" and index.settings["index_type"] == "hnsw"
+    assert index.vectors.kind == "hnsw" and index.settings.index_type == "hnsw"
 
 
 def test_legacy_flat_ip_settings_stay_flat(corpus, tmp_path, small_bert):
     index = Index(tmp_path / "index", model=str(small_bert), device="cpu", chunk_tokens=32)
     index.ingest([corpus])
-    assert index.settings["index_type"] == "flat" and index.settings["index_choice"] == "auto"
+    assert index.settings.index_type == "flat" and index.settings.index_choice == "auto"
     with index.catalog.write():
         index.catalog.put_settings({"index_type": "flat-ip", "index_choice": None, "index_params": None})
     reopened = Index(index.folder)
@@ -246,13 +236,13 @@ def test_cli_index_params(corpus, tmp_path, small_bert):
     built = runner.invoke(main, [*new, "--index-param", "M=12", "--index-param", "efSearch=40"])
     assert built.exit_code == 0, built.output
     index = Index(index_dir)
-    assert index.settings["index_params"] == {"M": 12, "efConstruction": 80, "efSearch": 40}
+    assert index.settings.index_params == {"M": 12, "efConstruction": 80, "efSearch": 40}
     assert ef_search(index) == {40}
     # efSearch may change on a built index (and is recorded at the next commit); M may not
     (corpus / "doc0.txt").write_text("Fresh words about topic 0. " * 30)
     changed = runner.invoke(main, ["ingest", str(corpus), *base, "--index-param", "efSearch=64"])
     assert changed.exit_code == 0, changed.output
-    assert Index(index_dir).settings["index_params"]["efSearch"] == 64
+    assert Index(index_dir).settings.index_params["efSearch"] == 64
     refused = runner.invoke(main, ["ingest", str(corpus), *base, "--index-param", "M=16"])
     assert refused.exit_code == 1 and "built with M=12" in refused.output and "--rebuild" in refused.output
     # search-time overrides, for this search only
@@ -260,7 +250,7 @@ def test_cli_index_params(corpus, tmp_path, small_bert):
     assert searched.exit_code == 0 and len(json.loads(searched.output)) == 10
     tuned = Index(index_dir, index_params={"efSearch": 7})
     assert ef_search(tuned) == {7}
-    assert Index(index_dir).settings["index_params"]["efSearch"] == 64
+    assert Index(index_dir).settings.index_params["efSearch"] == 64
     wrong = runner.invoke(main, ["search", "topic 1", "--index", index_dir, "--nprobe", "3"])
     assert wrong.exit_code == 1 and "not one of a hnsw index's" in wrong.output
 

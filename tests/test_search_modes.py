@@ -216,7 +216,7 @@ def test_whole_chunking_makes_one_chunk_per_document(tmp_path, minilm):
     corpus = write_topics(tmp_path / "c", ["class", "pass"])  # "class" is far longer than 256 tokens
     index = searchkit.open_index(tmp_path / "i", encoder=minilm, chunking="whole")
     summary = index.ingest([corpus])
-    assert summary.chunks_added == 2 and index.settings["chunking"] == "whole"
+    assert summary.chunks_added == 2 and index.settings.chunking == "whole"
     hit = index.search("class definition", k=1)[0]
     assert hit.path.endswith("class.txt") and hit.start == 0 and hit.text == Path(hit.path).read_text().strip()
     # The vector is the encoder's (truncated) embedding of the whole text.

@@ -36,7 +36,7 @@ def unit(n: int, seed: int) -> np.ndarray:
 
 def committed(segs: Segments, written: FaissVectors | None, segment_id: int) -> None:
     """What a commit does to the in-memory state, without a folder."""
-    row = segmod.SegmentRow(segment_id, f"s{segment_id}", int(written.index.ntotal), None, written.kind) if written else None
+    row = segmod.SegmentRow(segment_id, f"s{segment_id}", written.held, None, written.kind) if written else None
     segs.committed(row, written)
 
 
@@ -167,7 +167,7 @@ def test_segment_count_stays_logarithmic_over_many_commits():
         written_total += w.count
         committed(segs, w, step * 100 + 1)
         while groups := plan_merges({s: segs.live_count(s) for s in segs.loaded},
-                                    {s: int(v.index.ntotal) for s, v in segs.loaded.items()}):
+                                    {s: v.held for s, v in segs.loaded.items()}):
             merged = segs.merged(groups[0])
             written_total += merged.count
             row = segmod.SegmentRow(step * 100 + 50 + len(segs.rows), "m", merged.count, None, merged.kind)
@@ -371,4 +371,4 @@ def test_an_auto_index_turns_to_hnsw_as_it_grows(tmp_path, small_bert, monkeypat
     assert index.vectors.count >= 20
     assert {v.kind for v in index.vectors.loaded.values()} == {"hnsw"}
     assert sorted(index.vectors.ids().tolist()) == index.catalog.chunk_ids()
-    assert index.settings["index_type"] == "hnsw"
+    assert index.settings.index_type == "hnsw"

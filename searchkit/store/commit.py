@@ -16,13 +16,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..settings import FORMAT_VERSION
 from .catalog import Catalog
 from .folder import vectors_path
 from .segments import SegmentRow, Segments, segment_name
 from .vectors import FaissVectors
-
-# 1: one vectors.<generation>.faiss file rewritten by every commit; 2: segments.
-FORMAT_VERSION = 2
 
 # Fault injection for the crash tests (tests/test_crash.py), inert unless set:
 # SEARCHKIT_TEST_CRASH_AT=<point> or <point>:<generation> SIGKILLs the process at that point
@@ -63,14 +61,14 @@ def commit(folder: Path, catalog: Catalog, segments: Segments, written: FaissVec
     try:
         if written is not None:
             digest = written.save(path)
-            row = SegmentRow(segment_id, path.name, int(written.index.ntotal), digest, written.kind,
+            row = SegmentRow(segment_id, path.name, written.held, digest, written.kind,
                              path.stat().st_size)
         crash_point("after-vectors-save", generation)
         with catalog.write():
             if int(stored.get("format", 1)) < 2:  # list format 1's vectors file: it is a segment now
                 for legacy in segments.rows.values():
                     if legacy.id == 0:
-                        catalog.add_segment({**dataclasses.asdict(legacy), "count": int(segments.loaded[0].index.ntotal)})
+                        catalog.add_segment({**dataclasses.asdict(legacy), "count": segments.loaded[0].held})
             changes()
             if row is not None:
                 catalog.add_segment(dataclasses.asdict(row))

@@ -28,8 +28,11 @@ durable before the SQLite transaction that names it; superseded files go after i
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +40,7 @@ import faiss
 import numpy as np
 
 from ..errors import IndexCorrupt
-from .vectors import AUTO_HNSW_AT, IVF_MIN_TRAIN, FaissVectors, params_for
+from .vectors import AUTO_HNSW_AT, IVF_MIN_TRAIN, SERIAL_BELOW, FaissVectors, params_for
 
 DAMAGED_HINT = "damaged since it was written; `searchkit verify --repair` re-embeds it from the catalog"
 
@@ -49,6 +52,7 @@ DEAD_SHARE = 0.3  # a segment with this share of dead vectors is rewritten witho
 # from a fresh process then starts at once however large the index. Below it, files are
 # read and hashed as they load.
 MMAP_FROM = 64 * 2**20
+BEAM_EXPONENT = 0.6  # see beam_for
 
 
 def segment_name(segment_id: int) -> str:
@@ -235,10 +239,15 @@ class Segments:
 
     def search(self, queries: np.ndarray, k: int, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query over every segment, dead ids left out; -1 ids pad
-        the rows where fewer than k vectors qualify. `ids`: only these are candidates."""
+        the rows where fewer than k vectors qualify. `ids`: only these are candidates.
+
+        Each HNSW segment searches with a beam for its share of the index (`beam_for`);
+        a few queries search the segments on parallel threads (FAISS gives one query one
+        thread, so one combined graph could not use the others)."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         k = int(k)
-        lists = []
+        total = max(sum(v.count for v in self.loaded.values()), 1)
+        jobs = []
         for s, vectors in self.loaded.items():
             if not vectors.count:
                 continue
@@ -246,13 +255,17 @@ class Segments:
             if ids is not None:
                 allowed = ids[np.isin(ids, self._ids[s])]
                 allowed = np.setdiff1d(allowed, dead) if len(dead) else allowed
-                if not len(allowed):
-                    continue
-                lists.append(vectors.search(queries, k, ids=allowed))
+                if len(allowed):
+                    jobs.append(functools.partial(vectors.search, queries, k, ids=allowed))
             else:
-                lists.append(vectors.search(queries, k, exclude=dead if len(dead) else None))
+                jobs.append(functools.partial(vectors.search, queries, k, exclude=dead if len(dead) else None,
+                                              beam=beam_for(vectors.count / total)))
         if self.pending.count:
-            lists.append(self.pending.search(queries, k, ids=ids))
+            jobs.append(functools.partial(self.pending.search, queries, k, ids=ids))
+        if len(jobs) > 1 and len(queries) < SERIAL_BELOW and _threads() > 1:
+            lists = list(_pool().map(lambda job: job(), jobs))
+        else:
+            lists = [job() for job in jobs]
         return merge_top_k(lists, len(queries), k)
 
     # -- merging ----------------------------------------------------------------------------
@@ -306,9 +319,8 @@ class Segments:
             for vectors, live in parts:
                 flat.add(live, vectors.reconstruct(live))
             return flat.converted("ivfpq", **params_for("ivfpq", self.params))
-        index = faiss.clone_index(template.index)
-        index.reset()
-        out = FaissVectors(index, "ivfpq", dict(template.params))
+        out = template.empty_like()
+        index = out.index
         ivf = faiss.extract_index_ivf(index)
         for vectors, live in parts:
             if vectors.kind == "ivfpq":  # same quantiser: copy the codes, then drop the dead
@@ -325,6 +337,24 @@ class Segments:
             elif len(live):
                 out.add(live, vectors.reconstruct(live))
         return out
+
+
+def beam_for(share: float) -> float:
+    """The share of HNSW's efSearch a segment holding `share` of the index's vectors needs
+    for the recall efSearch gives the whole: the beam a graph needs grows about as
+    n^BEAM_EXPONENT (efSearch 96 reached recall@10 0.95 on 100k vectors, 384 on 1M:
+    bench/RESULTS.md), so a segment with a tenth of the vectors gets a quarter of the beam."""
+    return min(1.0, max(share, 1e-6) ** BEAM_EXPONENT)
+
+
+@functools.cache
+def _threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="searchkit-segment")
 
 
 def _load(path: Path, row: SegmentRow, dim: int, params: dict, check_sha256: bool) -> FaissVectors:
