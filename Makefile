@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[cpu,parity,bench,dev]'
+	$(PY) -m pip install -q -e '.[cpu,parity,bench,dev,ray]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -144,6 +144,13 @@ def main():
               "beside the old one, swapped in when complete.")
 @click.option("--prune", is_flag=True, help="Also drop every indexed file that is gone from disk, wherever it was "
               "(a folder moved or deleted, a removed symlink); PATHS may then be left out.")
+@click.option("--ray", "ray_address", default=None, metavar="local|ADDRESS",
+              help="Read, chunk and embed on Ray Data: 'local' starts a Ray cluster for the run, an ADDRESS "
+                   "('auto', 'ray://host:10001') joins one. Needs the ray extra (pip install 'searchkit[ray]').")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="With --ray: embedding actors (default 1).")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0, max=64), default=0.0,
+              help="With --ray: GPUs each embedding actor takes (may be fractional, e.g. 0.5).")
 # Tuning/testing knob, hidden: commit a generation at least every N chunks (the crash tests
 # use small values to get many commits; each commit rewrites the vectors file).
 @click.option("--commit-chunks", type=click.IntRange(min=1), default=20000, hidden=True,
@@ -151,7 +158,7 @@ def main():
 @json_option
 @handle_errors
 def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens, chunk_overlap, rebuild, prune,
-           as_json, commit_chunks, chunking, index_type, index_params):
+           as_json, commit_chunks, chunking, index_type, index_params, ray_address, workers, gpus_per_worker):
     """Embed the files under PATHS into the index: new and changed files only.
 
     Files that are gone from PATHS lose their chunks; so do files now empty, binary or too
@@ -162,12 +169,17 @@ def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens,
         raise click.UsageError("give at least one PATH (or --prune alone, to drop files gone from disk)")
     if prune and rebuild:
         raise click.UsageError("--prune and --rebuild: a rebuild holds only PATHS already")
+    if ray_address is None and (workers is not None or gpus_per_worker):
+        raise click.UsageError("--workers and --gpus-per-worker go with --ray")
+    on_ray = {"engine": "ray", "ray_address": ray_address, "workers": workers,
+              "gpus_per_worker": gpus_per_worker} if ray_address is not None else {}
 
     index = Index(index_dir, model=model, pooling=pooling, device=device, dtype=dtype, layer=layer,
                   chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, chunking=chunking, index_type=index_type,
                   index_params=_name_values(index_params, "--index-param"))
     with embedding_progress() as progress:
-        summary = index.ingest(paths, progress=progress, rebuild=rebuild, prune=prune, commit_chunks=commit_chunks)
+        summary = index.ingest(paths, progress=progress, rebuild=rebuild, prune=prune, commit_chunks=commit_chunks,
+                               **on_ray)
     if as_json:
         emit_json(summary.to_dict())
         return

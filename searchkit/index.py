@@ -23,7 +23,10 @@ from .errors import BadInput, IndexCorrupt, IndexNotFound, bad_value
 from .filters import compile_where
 from .hits import MAX_K, Hit, check_k, check_scores, ranked, to_hits
 from .index_writer import IndexWriter
-from .ingest import MAX_FILE_BYTES, IngestSummary, Limits, check_paths, run
+from .ingest import MAX_FILE_BYTES, IngestSummary, Limits, check_paths, local_pipeline, run
+from .ray_ingest import RayOptions, import_ray
+from .ray_ingest import connected as ray_connected
+from .ray_ingest import pipeline as ray_pipeline
 from .retrieval import check_mode, check_queries, fts_query, hybrid_depth, rrf
 from .settings import CHUNKINGS, IndexOptions, IndexSettings
 from .store.catalog import Catalog
@@ -277,6 +280,10 @@ class Index:
         commit_chunks: int = 20000,
         embed_chunks: int = 512,
         max_file_bytes: int = MAX_FILE_BYTES,
+        engine: str = "local",
+        ray_address: str = "local",
+        workers: int | None = None,
+        gpus_per_worker: float = 0.0,
     ) -> IngestSummary:
         """Bring the index in step with the files under `paths`: embed new and changed
         files, drop the chunks of files that are gone (or now empty, binary or too large),
@@ -288,6 +295,11 @@ class Index:
         every `commit_chunks` chunks or `commit_seconds` seconds, and at the end; a crash
         loses at most the work since the last commit.
 
+        `engine="ray"` reads, chunks and embeds on Ray Data (ray_ingest.py): a local cluster
+        for `ray_address="local"`, else the cluster there ("auto", "ray://host:10001"), with
+        `workers` embedding actors of `gpus_per_worker` GPUs each. The result is the local
+        ingest's: the same chunk ids, chunks and vectors.
+
         >>> index.ingest(["docsB"], prune=True).files_removed  # docsA was renamed docsB
         """
         if isinstance(paths, (str, Path)):
@@ -296,6 +308,11 @@ class Index:
         if not paths and not prune:
             raise BadInput("nothing to ingest: give at least one file or folder")
         check_paths(paths, lambda: self.catalog.files() if self.exists else {})  # before any write
+        if engine not in ("local", "ray"):
+            raise bad_value("engine", engine, "expected 'local' or 'ray'")
+        on_ray = RayOptions(ray_address, workers, gpus_per_worker) if engine == "ray" else None
+        if on_ray is not None:
+            import_ray()  # installed? (one line saying how, before anything is written)
         new_folder = not os.path.lexists(self.folder)
         # embed_chunks ≤ commit_chunks: commits happen between embedded batches
         limits = Limits(commit_chunks, commit_seconds, max(1, min(embed_chunks, commit_chunks)), max_file_bytes)
@@ -303,15 +320,17 @@ class Index:
             if rebuild and self.exists:
                 return self._rebuild(paths, progress=progress, prune=prune, commit_seconds=commit_seconds,
                                      commit_chunks=commit_chunks, embed_chunks=embed_chunks,
-                                     max_file_bytes=max_file_bytes)
-            return self._ingest(paths, progress, prune, limits)
+                                     max_file_bytes=max_file_bytes, engine=engine, ray_address=ray_address,
+                                     workers=workers, gpus_per_worker=gpus_per_worker)
+            return self._ingest(paths, progress, prune, limits, on_ray)
         except OSError as exc:  # writing the folder (reading files is ingest.prepare's to skip)
             raise folder_error(self.folder, exc) from None
         finally:
             if new_folder and not self.exists:  # refused (a bad value) or failed before a catalog
                 remove_folder(self.folder)
 
-    def _ingest(self, paths: list, progress: ProgressFn | None, prune: bool, limits: Limits) -> IngestSummary:
+    def _ingest(self, paths: list, progress: ProgressFn | None, prune: bool, limits: Limits,
+                on_ray: RayOptions | None) -> IngestSummary:
         encoder = self.encoder  # loads the model, raises ModelMismatch: before any write
         new = None
         if self.exists:
@@ -319,9 +338,14 @@ class Index:
             self._params(self.settings)  # refuse build-time changes before any work
         else:
             new = self._new_settings(encoder)
-        with self.writer(new=new) as writer:
-            return run(writer, paths, encoder.tokenizer, encoder.encode, limits, prune=prune,
-                       ignore=self._is_own_file, progress=progress)
+        with contextlib.ExitStack() as stack:
+            if on_ray is None:
+                stages = local_pipeline(encoder.tokenizer, encoder.encode, limits)
+            else:
+                ray = stack.enter_context(ray_connected(on_ray))
+                stages = ray_pipeline(ray, on_ray, encoder, limits.max_file_bytes)
+            writer = stack.enter_context(self.writer(new=new))
+            return run(writer, paths, stages, limits, prune=prune, ignore=self._is_own_file, progress=progress)
 
     def _new_settings(self, encoder: Encoder) -> IndexSettings:
         choice = self.options.index_type or "auto"

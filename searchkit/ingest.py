@@ -23,6 +23,7 @@ from .readers import SkipFile, printable, read_file, walk_found
 
 if TYPE_CHECKING:
     from .index_writer import CommitCounts, IndexWriter
+    from .settings import IndexSettings
 
 # Skip reasons that say what a file's content now is: a file that had chunks and is now
 # one of these has changed, so its old chunks go. The other reasons (permission denied,
@@ -284,13 +285,27 @@ def check_paths(paths: Sequence[str | Path], known: Callable[[], dict[str, dict]
             raise BadInput(f"{printable(path)}: no such file or directory")
 
 
-def run(writer: IndexWriter, paths: Sequence[str | Path], tokenizer, encode: Callable[[list[str]], np.ndarray],
-        limits: Limits, prune: bool = False, ignore: Callable[[Path], bool] | None = None,
+# pipeline(todo, settings) -> (batch, its chunks' vectors or None), in the order of `todo`:
+# the prepare and embed stages, in this process (`local_pipeline`) or on Ray (ray_ingest.py)
+Pipeline = Callable[[list[FileState], "IndexSettings"], Iterator[tuple[Batch, "np.ndarray | None"]]]
+
+
+def local_pipeline(tokenizer, encode: Callable[[list[str]], np.ndarray], limits: Limits) -> Pipeline:
+    def stages(todo: list[FileState], settings: IndexSettings) -> Iterator[tuple[Batch, np.ndarray | None]]:
+        for batch in batches(todo, tokenizer, settings.chunk_tokens, settings.chunk_overlap, limits.embed_chunks,
+                             limits.max_file_bytes):
+            yield batch, embed(batch.files, encode) if batch.files else None
+
+    return stages
+
+
+def run(writer: IndexWriter, paths: Sequence[str | Path], pipeline: Pipeline, limits: Limits, prune: bool = False,
+        ignore: Callable[[Path], bool] | None = None,
         progress: Callable[[int, int, int], None] | None = None) -> IngestSummary:
-    """Bring the index `writer` holds in step with the files under `paths`: scan ->
-    prepare -> embed -> writer, committing as `limits` say and at the end, so a crash loses
-    at most the work since the last commit. `ignore` and `prune`: see `scan`.
-    `progress(bytes_done, bytes_total, chunks_done)`."""
+    """Bring the index `writer` holds in step with the files under `paths`: scan, then the
+    new and changed files through `pipeline` (prepare, embed) into the writer, committing
+    as `limits` say and at the end, so a crash loses at most the work since the last
+    commit. `ignore` and `prune`: see `scan`. `progress(bytes_done, bytes_total, chunks_done)`."""
     started = time.time()
     catalog, settings = writer.catalog, writer.settings()
     found = scan(paths, catalog.files(), max_bytes=limits.max_file_bytes, ignore=ignore, prune=prune)
@@ -303,13 +318,12 @@ def run(writer: IndexWriter, paths: Sequence[str | Path], tokenizer, encode: Cal
     summary.files_removed += len(found.removed)
     todo = found.new + found.changed
     total = sum(s.size for s in todo)
-    for batch in batches(todo, tokenizer, settings.chunk_tokens, settings.chunk_overlap, limits.embed_chunks,
-                         limits.max_file_bytes):
+    for batch, vectors in pipeline(todo, settings):
         summary.skip(batch.skipped)
         writer.remove_files(batch.emptied)
         summary.files_removed += len(batch.emptied)
         if batch.files:
-            writer.add_files(batch.files, embed(batch.files, encode))
+            writer.add_files(batch.files, vectors)
         if progress:
             progress(batch.bytes_done, total, summary.chunks_added + writer.pending_chunks)
         if writer.pending_chunks >= limits.commit_chunks or writer.age > limits.commit_seconds:

@@ -104,6 +104,31 @@ def test_hnsw_segments_and_their_merge_find_the_neighbours():
     assert merged.kind == "hnsw" and recall(merged.search(q, 10)[1]) > 0.9
 
 
+def test_single_queries_search_segments_on_threads_with_the_serial_answer(monkeypatch):
+    """Few queries search the segments in parallel (HNSW ones with a beam for their share):
+    the answer is the serial one, and HNSW still finds the neighbours."""
+    for choice in ("flat", "hnsw"):
+        segs = Segments(DIM, choice, {"M": 16, "efConstruction": 80, "efSearch": 64} if choice == "hnsw" else {})
+        x, ids = unit(4000, 8), np.arange(1, 4001)
+        for n, part in enumerate(np.array_split(np.arange(4000), [2500, 3200, 3700]), 1):
+            segs.add(ids[part], x[part])
+            committed(segs, segs.to_write(), n)
+        segs.remove(ids[::9])
+        q = unit(12, 9)
+        monkeypatch.setattr(segmod, "_threads", lambda: 2)
+        threaded = [segs.search(row[None], 10) for row in q]
+        monkeypatch.setattr(segmod, "_threads", lambda: 1)
+        serial = [segs.search(row[None], 10) for row in q]
+        for (s1, i1), (s2, i2) in zip(threaded, serial):
+            np.testing.assert_array_equal(i1, i2)
+            np.testing.assert_allclose(s1, s2)
+        live = np.setdiff1d(ids, ids[::9])
+        truth = brute_force(live, x[live - 1], q, 10)
+        got = np.concatenate([i for _, i in threaded])
+        assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, truth)]) > (0.999 if choice == "flat" else 0.9)
+    assert segmod.beam_for(1.0) == 1.0 and segmod.beam_for(0.1) == pytest.approx(0.1 ** segmod.BEAM_EXPONENT)
+
+
 def test_ivfpq_segments_share_one_quantiser_and_merge_by_their_codes(monkeypatch):
     monkeypatch.setattr(segmod, "IVF_MIN_TRAIN", 2000)
     segs = Segments(DIM, "ivfpq", {"nlist": 16, "m": 8, "nbits": 8, "nprobe": 16})

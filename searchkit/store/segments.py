@@ -52,7 +52,10 @@ DEAD_SHARE = 0.3  # a segment with this share of dead vectors is rewritten witho
 # from a fresh process then starts at once however large the index. Below it, files are
 # read and hashed as they load.
 MMAP_FROM = 64 * 2**20
-BEAM_EXPONENT = 0.6  # see beam_for
+# See beam_for. Measured on 300k clustered vectors in 8 HNSW segments (one of 160k, seven
+# of 20k), one query at a time on 2 cores: 0.8 gives recall@10 0.973 against one combined
+# graph's 0.974 at 0.87x its p50; 0.6 gave 0.983 at 1.09x.
+BEAM_EXPONENT = 0.8
 
 
 def segment_name(segment_id: int) -> str:
@@ -340,10 +343,9 @@ class Segments:
 
 
 def beam_for(share: float) -> float:
-    """The share of HNSW's efSearch a segment holding `share` of the index's vectors needs
-    for the recall efSearch gives the whole: the beam a graph needs grows about as
-    n^BEAM_EXPONENT (efSearch 96 reached recall@10 0.95 on 100k vectors, 384 on 1M:
-    bench/RESULTS.md), so a segment with a tenth of the vectors gets a quarter of the beam."""
+    """The share of HNSW's efSearch that a segment holding `share` of the index's vectors
+    searches with: share^BEAM_EXPONENT. A smaller graph reaches the same recall with a
+    narrower beam, and each segment need only find its part of the top k."""
     return min(1.0, max(share, 1e-6) ** BEAM_EXPONENT)
 
 

@@ -302,8 +302,8 @@ class FaissVectors:
                exclude: np.ndarray | None = None, beam: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (scores, ids) per query; ids are -1 where fewer than k vectors exist.
         `ids`: only these are candidates; `exclude`: these never are (a segment's dead ids).
-        `beam`: a share of the search effort (HNSW's efSearch) that suffices here: a
-        segment that holds part of an index needs less than the whole would (segments.py).
+        `beam`: the share of the search effort (HNSW's efSearch) to spend: a segment
+        that holds part of an index needs less than the whole would (segments.py).
 
         Fewer than `SERIAL_BELOW` queries run on one FAISS thread (see there).
         """
