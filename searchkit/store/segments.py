@@ -52,10 +52,11 @@ DEAD_SHARE = 0.3  # a segment with this share of dead vectors is rewritten witho
 # from a fresh process then starts at once however large the index. Below it, files are
 # read and hashed as they load.
 MMAP_FROM = 64 * 2**20
-# See beam_for. Measured on 300k clustered vectors in 8 HNSW segments (one of 160k, seven
-# of 20k), one query at a time on 2 cores: 0.8 gives recall@10 0.973 against one combined
-# graph's 0.974 at 0.87x its p50; 0.6 gave 0.983 at 1.09x.
-BEAM_EXPONENT = 0.8
+# See beam_for. Measured on 300k clustered vectors, one query at a time on 2 cores, recall@10
+# against exact search (one combined graph: 0.974): in 7 segments of 40k and 4 of 5k (the
+# shape of a 1M ingest), 0.7 gives 0.972 at 1.16x the combined p50 (0.6: 0.980 at 1.37x;
+# 0.8: 0.964 at 1.01x); in one of 160k and seven of 20k, 0.7 gives 0.978.
+BEAM_EXPONENT = 0.7
 
 
 def segment_name(segment_id: int) -> str:
