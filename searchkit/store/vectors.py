@@ -438,10 +438,7 @@ class FlatVectors(FaissVectors):
         return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
     def _raw(self) -> np.ndarray | None:
-        flat = self._inner()
-        if not flat.ntotal:
-            return np.zeros((0, self.dim), "float32")
-        return faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(-1, self.dim)
+        return _vectors_of(self._inner(), self.dim)
 
 
 class HNSWVectors(FaissVectors):
@@ -472,10 +469,7 @@ class HNSWVectors(FaissVectors):
         return self._dead
 
     def _raw(self) -> np.ndarray | None:
-        flat = faiss.downcast_index(self._inner().storage)
-        if not flat.ntotal:
-            return np.zeros((0, self.dim), "float32")
-        return faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(-1, self.dim)
+        return _vectors_of(faiss.downcast_index(self._inner().storage), self.dim)
 
     def remove(self, ids: np.ndarray) -> int:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -598,6 +592,13 @@ class IVFPQVectors(FaissVectors):
 
 
 KIND_CLASSES: dict[str, type[FaissVectors]] = {c.kind: c for c in (FlatVectors, HNSWVectors, IVFPQVectors)}
+
+
+def _vectors_of(flat: faiss.IndexFlat, dim: int) -> np.ndarray:
+    """A flat index's stored vectors as an (ntotal, dim) view, not a copy."""
+    if not flat.ntotal:
+        return np.zeros((0, dim), "float32")
+    return faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * dim).reshape(-1, dim)
 
 
 def _class_of(kind: str) -> type[FaissVectors]:
