@@ -1,6 +1,7 @@
-"""Ingest on Ray Data (ray_ingest.py), against a real local Ray cluster of 2 CPUs: the result
-equals a local ingest's (chunk ids, chunks, vectors, hits), incremental re-runs included;
-two embedding actors on two CPUs finish; without Ray, `--ray` says how to install it."""
+"""Ingest on Ray Data (ray_ingest.py), against a real local Ray cluster of 2 CPUs and a
+simulated two-node one: the result equals a local ingest's (chunk ids, chunks, vectors,
+hits), incremental re-runs included; two embedding actors on two CPUs finish; a killed
+driver leaves its last commit; without Ray, `--ray` says how to install it."""
 
 import json
 import signal
@@ -133,3 +134,29 @@ def test_killing_the_driver_leaves_the_last_commit_and_a_rerun_carries_on(tmp_pa
     assert again.returncode == 0, again.stderr[-2000:]
     assert_same_index(local, index)
     verify_ok(index)
+
+
+def test_a_two_node_cluster_gives_the_local_result(tmp_path, small_bert):
+    """Two Ray nodes of one CPU each, simulated on this machine (`ray.cluster_utils.Cluster`),
+    joined by address as `--ray ADDRESS` does: the index equals a local ingest's."""
+    corpus = write_corpus(tmp_path / "corpus")
+    local, on_ray = tmp_path / "local", tmp_path / "ray"
+    searchkit.open_index(local, model=small_bert, device="cpu", chunk_tokens=CHUNK_TOKENS).ingest([corpus])
+    script = textwrap.dedent(f"""
+        import searchkit
+        from ray.cluster_utils import Cluster
+        cluster = Cluster(initialize_head=True, head_node_args={{"num_cpus": 1}})
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        try:
+            index = searchkit.open_index({str(on_ray)!r}, model={str(small_bert)!r}, device="cpu",
+                                         chunk_tokens={CHUNK_TOKENS})
+            summary = index.ingest([{str(corpus)!r}], engine="ray", ray_address=cluster.address, workers=1)
+            print(summary.chunks_added)
+        finally:
+            cluster.shutdown()
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) == len(ids_and_chunks(local))
+    assert_same_index(local, on_ray)
