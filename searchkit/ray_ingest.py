@@ -28,6 +28,9 @@ from .errors import BadInput, bad_value
 from .ingest import Batch, FileState, PreparedFile, content_reason, prepare
 
 INSTALL_HINT = "pip install 'searchkit[ray]'"
+# For the worker-kill test (tests/test_ray.py), inert unless set: each embedding actor
+# appends its pid to this file once its encoder is loaded.
+ACTOR_PIDS_ENV = "SEARCHKIT_TEST_ACTOR_PIDS"
 FILES_PER_TASK = 16  # files a read/chunk task prepares, and an embedding call embeds
 
 
@@ -141,6 +144,9 @@ class EmbedFiles:
         if self.encoder.weights_sha256 != weights_sha256:  # another node, another file
             raise ModelMismatch(f"{self.encoder.name}: a Ray worker found other weights than the driver's "
                                 f"({self.encoder.weights_sha256[:12]}… vs {weights_sha256[:12]}…)")
+        if os.environ.get(ACTOR_PIDS_ENV):
+            with open(os.environ[ACTOR_PIDS_ENV], "a") as fh:
+                fh.write(f"{os.getpid()}\n")
 
     def __call__(self, batch: dict) -> dict:
         texts, counts = [], []

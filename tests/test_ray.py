@@ -1,7 +1,7 @@
 """Ingest on Ray Data (ray_ingest.py), against a real local Ray cluster of 2 CPUs and a
 simulated two-node one: the result equals a local ingest's (chunk ids, chunks, vectors,
 hits), incremental re-runs included; two embedding actors on two CPUs finish; a killed
-driver leaves its last commit; without Ray, `--ray` says how to install it."""
+driver leaves its last commit, a killed actor is replaced; without Ray, `--ray` says how to install it."""
 
 import json
 import signal
@@ -160,3 +160,28 @@ def test_a_two_node_cluster_gives_the_local_result(tmp_path, small_bert):
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout.split()[-1]) == len(ids_and_chunks(local))
     assert_same_index(local, on_ray)
+
+
+def test_a_killed_embedding_actor_is_replaced_and_nothing_is_duplicated(tmp_path, small_bert):
+    """SIGKILL the first embedding actor as soon as it is up: Ray starts another and retries
+    its work; the index equals a local ingest's, each chunk once."""
+    import os
+    import time
+
+    from index_helpers import start
+
+    corpus = write_corpus(tmp_path / "corpus")
+    index, local = tmp_path / "index", tmp_path / "local"
+    searchkit.open_index(local, model=small_bert, device="cpu", chunk_tokens=CHUNK_TOKENS).ingest([corpus])
+    pids = tmp_path / "actor-pids"
+    proc = start(ingest_args(corpus, index, small_bert, "--ray", "local"), SEARCHKIT_TEST_ACTOR_PIDS=pids)
+    deadline = time.time() + 120
+    while not (pids.exists() and pids.read_text().strip()) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    first = int(pids.read_text().split()[0])
+    os.kill(first, signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    assert len(pids.read_text().split()) >= 2  # a new actor took over
+    assert_same_index(local, index)
+    verify_ok(index)  # no chunk twice, every chunk a vector
