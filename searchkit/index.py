@@ -33,14 +33,13 @@ from .store.catalog import Catalog
 from .store.commit import segment_rows
 from .store.folder import CATALOG_FILE, folder_error, is_index_file, remove_folder
 from .store.segments import Segments
-from .store.vectors import KINDS, check_params
+from .store.vectors import INDEX_TYPES, check_params
 
 if TYPE_CHECKING:
     from .encoder import Encoder  # torch: imported when an encoder is first needed
 
 __all__ = ["CHUNKINGS", "INDEX_TYPES", "MAX_K", "Hit", "Index", "IngestSummary", "open_index"]
 
-INDEX_TYPES = ("auto", *KINDS)  # --index-type; see searchkit/store/vectors.py
 
 # progress(bytes_done, bytes_total, chunks_done)
 ProgressFn = Callable[[int, int, int], None]

@@ -176,15 +176,15 @@ class IndexOptions:
     home: Path | None = None
 
     def __post_init__(self):
-        from .store.vectors import KINDS
+        from .store.vectors import INDEX_TYPES
 
         if self.chunking not in (None, *CHUNKINGS):
             raise bad_value("chunking", self.chunking, f"expected {' or '.join(CHUNKINGS)}")
         if self.chunking == "whole" and (self.chunk_tokens is not None or self.chunk_overlap is not None):
             raise bad_value("chunking", self.chunking,
                             "makes one chunk per document: give no chunk_tokens or chunk_overlap")
-        if self.index_type not in (None, "auto", *KINDS):
-            raise bad_value("index_type", self.index_type, f"expected one of {', '.join(('auto', *KINDS))}")
+        if self.index_type not in (None, *INDEX_TYPES):
+            raise bad_value("index_type", self.index_type, f"expected one of {', '.join(INDEX_TYPES)}")
         object.__setattr__(self, "index_params", dict(self.index_params or {}))
 
     @property

@@ -37,6 +37,7 @@ from ..errors import BadInput, DiskFull, IndexCorrupt, bad_value
 from . import gpu
 
 KINDS = ("flat", "hnsw", "ivfpq")
+INDEX_TYPES = ("auto", *KINDS)  # what --index-type takes: a kind, or auto (flat, then hnsw)
 # Defaults per kind; the chosen values are recorded in the index settings (`index_params`).
 DEFAULT_PARAMS = {
     "flat": {},
