@@ -31,14 +31,23 @@ from _common import SCIFACT, best_of, record  # noqa: E402
 import searchkit  # noqa: E402
 
 
-def scifact_subset(folder: Path, docs: int) -> Path:
-    """The first `docs` SciFact records (all when 0) as one JSONL file in `folder`."""
-    out = folder / "scifact.jsonl"
-    with open(SCIFACT / "corpus.jsonl", encoding="utf-8") as src, open(out, "w", encoding="utf-8") as dst:
+def scifact_subset(folder: Path, docs: int, one_file: bool = True) -> Path:
+    """The first `docs` SciFact records (all when 0) as one JSONL file in `folder`, or, with
+    `one_file=False`, as a folder of one-record JSONL files (the same chunks, file by file)."""
+    out = folder / ("scifact.jsonl" if one_file else "scifact")
+    if not one_file:
+        out.mkdir()
+    with open(SCIFACT / "corpus.jsonl", encoding="utf-8") as src:
+        dst = open(out, "w", encoding="utf-8") if one_file else None
         for i, line in enumerate(src):
             if docs and i >= docs:
                 break
-            dst.write(line)
+            if dst:
+                dst.write(line)
+            else:
+                (out / f"{i:05d}.jsonl").write_text(line, encoding="utf-8")
+        if dst:
+            dst.close()
     return out
 
 

@@ -4,7 +4,8 @@ measured in the same run, and Ray with 1 and 2 embedding actors.
     python bench/ray_ingest.py [--docs 0] [--workers 1,2] [--record]
 
 Each ingest is a `searchkit ingest --json` child process into a new index, on SciFact (the
-first `--docs` records as one JSONL file; 0 = all 5,183). Reported: the ingest's own
+first `--docs` records, 0 = all 5,183, each its own one-record JSONL file: Ray spreads work
+file by file, so one big file would go to one task and one actor). Reported: the ingest's own
 seconds (its summary: scan, read, chunk, embed, store, commit; model and Ray start-up
 excluded), the child's wall time (Python, model and the Ray cluster's start included), and
 the ratios to the local ingest. Local and Ray runs take turns, so a noisy spell on a
@@ -47,7 +48,7 @@ def main() -> None:
     args = ap.parse_args()
     workers = [int(w) for w in args.workers.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = scifact_subset(Path(tmp), args.docs)
+        corpus = scifact_subset(Path(tmp), args.docs, one_file=False)
         runs = {}
         for name, extra in [("local", ())] + [(f"ray, {w} worker{'s' * (w > 1)}", ("--ray", "local", "--workers", str(w)))
                                                for w in workers]:
@@ -56,7 +57,7 @@ def main() -> None:
             print(name, runs[name], flush=True)
     local_s, local_wall, chunks = runs["local"]
     lines = [f"SciFact, {chunks:,} chunks ({args.docs or 5183:,} abstracts), all-MiniLM-L6-v2 fp32 on the CPU, "
-             "one `searchkit ingest --json` child each, in this order", "",
+             "one file per abstract, one `searchkit ingest --json` child each, in this order", "",
              "| ingest | its seconds | ÷ local | wall (start-up included) | ÷ local |", "|---|---:|---:|---:|---:|"]
     for name, (seconds, wall, n) in runs.items():
         assert n == chunks, (name, n, chunks)

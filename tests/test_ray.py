@@ -97,6 +97,15 @@ def test_two_embedding_actors_on_two_cpus_finish(tmp_path, small_bert):
     assert 2 * actor_cpus(2, 2) <= 1 and actor_cpus(1, 1) < 1 and actor_cpus(16, 3) == 5
 
 
+def test_an_actor_uses_its_nodes_cores_not_only_the_cpus_it_reserved():
+    from searchkit.ray_ingest import actor_threads
+
+    assert actor_threads(1.0, 2, 1, 1) == 2  # one actor on 2 CPUs reserves 1, runs on both
+    assert actor_threads(0.5, 2, 2, 1) == 1
+    assert actor_threads(5.0, 16, 3, 1) == 5
+    assert actor_threads(1.0, 8, 4, 2) == 4  # 4 actors over 2 nodes: 2 a node
+
+
 def test_the_cli_runs_on_ray_and_refuses_ray_options_alone(tmp_path, small_bert):
     corpus = write_corpus(tmp_path / "corpus")
     index = tmp_path / "index"
