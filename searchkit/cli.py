@@ -33,6 +33,8 @@ stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)  # a message stays on one line, however long
 
 DEFAULT_INDEX = "index"
+DTYPE_HELP = ("auto (fp32 on CPU, fp16 on CUDA), fastest (the CPU dtype measured fastest here: see `info`), "
+              "fp32, bf16, fp16 or int8 (CPU).")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -111,7 +113,7 @@ def encoder_options(func):
     func = click.option("--model", "-m", default=None, help="Model name or local folder (default: all-MiniLM-L6-v2).")(func)
     func = click.option("--pooling", type=click.Choice(["mean", "cls"]), default=None, help="Pooling (default: the model's own, else mean).")(func)
     func = click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")(func)
-    func = click.option("--dtype", default="auto", show_default=True, help="auto (fp32 on CPU, fp16 on CUDA), fp32, bf16 or fp16.")(func)
+    func = click.option("--dtype", default="auto", show_default=True, help=DTYPE_HELP)(func)
     return func
 
 
@@ -148,7 +150,8 @@ def main():
               help="Read, chunk and embed on Ray Data: 'local' starts a Ray cluster for the run, an ADDRESS "
                    "('auto', 'ray://host:10001') joins one. Needs the ray extra (pip install 'searchkit[ray]').")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="With --ray: embedding actors (default 1).")
+              help="With --ray: embedding actors (default: one per GPU with --gpus-per-worker, else one per CPU, "
+                   "at most 8).")
 @click.option("--gpus-per-worker", type=click.FloatRange(min=0, max=64), default=0.0,
               help="With --ray: GPUs each embedding actor takes (may be fractional, e.g. 0.5).")
 # Tuning/testing knob, hidden: commit a generation at least every N chunks (the crash tests
@@ -200,7 +203,7 @@ def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens,
 @index_option
 @click.option("-k", "k", type=int, default=10, show_default=True, help="Number of hits.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--dtype", default="auto", show_default=True, help="Query encoder dtype.")
+@click.option("--dtype", default="auto", show_default=True, help="Query encoder dtype: " + DTYPE_HELP)
 @click.option("--mode", type=click.Choice(["dense", "lexical", "hybrid"]), default="dense", show_default=True,
               help="dense: embeddings (score = cosine); lexical: BM25 over the text (score = BM25); "
                    "hybrid: both fused by reciprocal rank (score = RRF).")
@@ -286,10 +289,12 @@ def similarity(text1, text2, model, pooling, device, dtype, all_metrics, as_json
 @handle_errors
 def info(index_dir, as_json):
     """What an index holds and how it was built, and what this machine supports."""
+    from .dtype_speed import cpu_model
     from .encoder import machine_facts
     from .index import Index
 
-    data = {**Index(index_dir).info(), "machine": machine_facts()}
+    data = {**Index(index_dir).info(), "machine": {**machine_facts(), "cpu_model": cpu_model()}}
+    data["cpu_dtypes"] = _cpu_dtypes(str(data["settings"].get("model")))
     if as_json:
         emit_json(data)
         return
@@ -310,10 +315,14 @@ def info(index_dir, as_json):
                    f"{data['chunks']} ({s.get('chunk_tokens')} tokens, overlap {s.get('chunk_overlap')})"),
     ]
     m = data["machine"]
-    rows.append(("machine", f"torch {m['torch']}, CPU {m['cpu_capability']} ({m['cpu_threads']} threads, bf16 "
-                            f"{'fast' if m['cpu_bf16_fast'] else 'slow'}), CUDA: {', '.join(m['cuda_devices']) or 'none'}; "
-                            f"auto = {m['auto_device']} {m['auto_dtype']}; CPU projections: "
-                            + ", ".join(f"{k} {v}" for k, v in m["cpu_projections"].items())))
+    rows.append(("machine", f"torch {m['torch']}, CPU {m['cpu_model']} ({m['cpu_capability']}, "
+                            f"{m['cpu_threads']} threads; {', '.join(m['cpu_instructions']) or 'no bf16/VNNI'}), "
+                            f"CUDA: {', '.join(m['cuda_devices']) or 'none'}; auto = {m['auto_device']} {m['auto_dtype']}; "
+                            "CPU projections: " + ", ".join(f"{k} {v}" for k, v in m["cpu_projections"].items())))
+    speeds = data["cpu_dtypes"]
+    rows.append(("CPU dtypes", "measured here: " + ", ".join(
+        f"{d['dtype']} {d['tokens_per_s']:,.0f} tok/s (cos {d['min_cosine']:.4f})" for d in speeds["measured"])
+        + f"; fastest = {speeds['fastest']}"))
     run = data.get("last_run")
     if run:
         sm = run["summary"]
@@ -322,6 +331,17 @@ def info(index_dir, as_json):
     for key, value in rows:
         table.add_row(f"[bold]{key}[/bold]", Text(value))
     stdout.print(table)
+
+
+def _cpu_dtypes(model: str) -> dict:
+    """The index model's tokens/s in each CPU dtype on this machine (measured once, cached)."""
+    from .dtype_speed import cache_file, fastest, is_cached, measured
+
+    if not is_cached(model):
+        stderr.print(f"timing {model} in fp32, bf16 and int8 on this CPU (once; cached in {cache_file()})…",
+                     highlight=False)
+    speeds = measured(model)
+    return {"measured": [asdict(s) for s in speeds], "fastest": fastest(speeds)}
 
 
 def _index_type_line(s: dict) -> str:
@@ -431,7 +451,7 @@ def optimize(index_dir, as_json):
               help="Index folder to ingest into and keep (default: a temporary one).")
 @click.option("--model", "-m", default=None, help="Model name or local folder (default: all-MiniLM-L6-v2).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--dtype", default="auto", show_default=True, help="auto (fp32 on CPU, fp16 on CUDA), fp32, bf16 or fp16.")
+@click.option("--dtype", default="auto", show_default=True, help=DTYPE_HELP)
 @click.option("--mode", "modes", default="dense", show_default=True, metavar="MODES",
               help="dense, lexical, hybrid, a comma list of them, or all.")
 @click.option("--chunking", type=click.Choice(["whole", "chunks"]), default="whole", show_default=True,

@@ -50,7 +50,7 @@ def import_ray():
 class RayOptions:
     """`address`: "local" starts a Ray cluster on this machine for the run; anything else is
     given to `ray.init(address=...)` ("auto", "ray://host:10001"). `workers`: embedding
-    actors (default: one per GPU asked for, else one). `gpus_per_worker` may be fractional."""
+    actors (default: `default_workers`). `gpus_per_worker` may be fractional."""
 
     address: str = "local"
     workers: int | None = None
@@ -67,6 +67,31 @@ class RayOptions:
             raise bad_value("ray_address", self.address, "expected 'local', 'auto' or a cluster address")
 
 
+MAX_DEFAULT_WORKERS = 8  # one encoder in memory per actor
+MIN_TASK_CPUS = 0.25  # the least an actor or a read/chunk task asks for
+
+
+def default_workers(cluster_cpus: float, cluster_gpus: float, gpus_per_worker: float) -> int:
+    """Embedding actors when --workers is not given: as many as the cluster's GPUs hold at
+    `gpus_per_worker` each; on CPUs one per CPU (up to 8), each running its own batches on
+    a thread or two. Whole actors in parallel beat one actor's threads: on 2 CPUs two
+    one-thread actors ingested SciFact in 1.01x a local ingest's time, one two-thread
+    actor in 1.22x (bench/RESULTS.md)."""
+    if gpus_per_worker:
+        return max(1, int(cluster_gpus // gpus_per_worker))
+    return max(1, min(MAX_DEFAULT_WORKERS, int(cluster_cpus)))
+
+
+def check_pool(workers: int, cpus: float, cluster_cpus: float, gpus: float, cluster_gpus: float) -> None:
+    """BadInput when the cluster cannot hold the pool: Ray would wait for it forever."""
+    if gpus and workers * gpus > cluster_gpus + 1e-9:
+        raise BadInput(f"--workers {workers} --gpus-per-worker {gpus:g}: the Ray cluster has "
+                       f"{cluster_gpus:g} GPU{'s' * (cluster_gpus != 1)}")
+    if workers * cpus + MIN_TASK_CPUS > cluster_cpus + 1e-9:  # and a read/chunk task must fit
+        raise BadInput(f"--workers {workers}: a Ray cluster of {cluster_cpus:g} CPU{'s' * (cluster_cpus != 1)} "
+                       f"holds at most {max(1, int((cluster_cpus - MIN_TASK_CPUS) / cpus))} embedding actors")
+
+
 def actor_threads(reserved: float, node_cpus: int, workers: int, nodes: int) -> int:
     """Torch threads for an embedding actor: its node's CPUs shared among the actors it may
     hold, not just the CPUs it reserved. The reservation keeps a CPU free for the read/chunk
@@ -81,8 +106,8 @@ def actor_cpus(cluster_cpus: float, workers: int) -> float:
     so the read/chunk tasks always find a CPU. Actors that take every CPU starve them and
     the job never ends (two one-CPU actors on two CPUs hung for over 6 minutes)."""
     if cluster_cpus <= 1:
-        return 0.25
-    return max(0.25, min(8.0, (cluster_cpus - 1) / workers))
+        return MIN_TASK_CPUS
+    return max(MIN_TASK_CPUS, min(8.0, (cluster_cpus - 1) / workers))
 
 
 @contextlib.contextmanager
@@ -200,18 +225,27 @@ def pipeline(ray, options: RayOptions, encoder, max_bytes: int):
         ctx.execution_options.preserve_order = True  # the scan's order: chunk ids as a local ingest's
         ctx.enable_progress_bars = False  # the driver's own progress bar reports
         ctx.print_on_execution_start = False
-        workers = options.workers or max(1, int(options.gpus_per_worker and 1))
-        cpus = actor_cpus(float(ray.cluster_resources().get("CPU", 1)), workers)
+        cluster_cpus = float(ray.cluster_resources().get("CPU", 1))
+        cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
+        workers = options.workers or default_workers(cluster_cpus, cluster_gpus, options.gpus_per_worker)
+        cpus = actor_cpus(cluster_cpus, workers)
+        check_pool(workers, cpus, cluster_cpus, options.gpus_per_worker, cluster_gpus)
         nodes = [n for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU")]
         node_cpus = min((int(n["Resources"]["CPU"]) for n in nodes), default=1)
         threads = actor_threads(cpus, node_cpus, workers, len(nodes))
+        # A read/chunk task asks for what an actor asks for when the actors leave that much
+        # free: Ray then fuses the two stages into the actors, which read, chunk and embed
+        # in turn instead of a task's tokenizer fighting the encoder's threads for the cores
+        # (on 2 CPUs, 1 actor: 1.22x a local ingest unfused). It never asks for more than
+        # the actors leave free, so it can always be scheduled.
+        prepare_cpus = max(MIN_TASK_CPUS, min(cpus, cluster_cpus - workers * cpus))
         encoder_args = {"model": encoder.name, "device": "cuda" if options.gpus_per_worker else "cpu",
                         "dtype": encoder.dtype_name if not options.gpus_per_worker else "auto",
                         "pooling": encoder.pooling, "layer": encoder.layer, "normalize": encoder.normalize,
                         "max_length": encoder.max_length}
         states = [{"state": json.dumps(_state_dict(s))} for s in todo]
         ds = ray.data.from_items(states, override_num_blocks=max(1, min(len(states) // FILES_PER_TASK, 200)))
-        ds = ds.map_batches(prepare_files, batch_size=FILES_PER_TASK, num_cpus=0.5,
+        ds = ds.map_batches(prepare_files, batch_size=FILES_PER_TASK, num_cpus=prepare_cpus,
                             fn_kwargs={"model": encoder.name, "chunk_tokens": settings.chunk_tokens,
                                        "chunk_overlap": settings.chunk_overlap, "max_bytes": max_bytes})
         ds = ds.map_batches(EmbedFiles, batch_size=FILES_PER_EMBED, compute=ActorPoolStrategy(size=workers),

@@ -106,6 +106,24 @@ def test_an_actor_uses_its_nodes_cores_not_only_the_cpus_it_reserved():
     assert actor_threads(1.0, 8, 4, 2) == 4  # 4 actors over 2 nodes: 2 a node
 
 
+def test_the_default_pool_fits_the_cluster():
+    from searchkit.ray_ingest import default_workers
+
+    assert default_workers(2, 0, 0) == 2 and default_workers(1, 0, 0) == 1 and default_workers(64, 0, 0) == 8
+    assert default_workers(16, 4, 1) == 4 and default_workers(16, 1, 0.5) == 2
+
+
+def test_a_pool_the_cluster_cannot_hold_is_refused_not_waited_for():
+    from searchkit.errors import BadInput
+    from searchkit.ray_ingest import actor_cpus, check_pool
+
+    check_pool(2, actor_cpus(2, 2), 2, 0, 0)
+    with pytest.raises(BadInput, match="--workers 8: a Ray cluster of 1 CPU holds at most 3 embedding actors"):
+        check_pool(8, actor_cpus(1, 8), 1, 0, 0)
+    with pytest.raises(BadInput, match="--gpus-per-worker 1: the Ray cluster has 0 GPUs"):
+        check_pool(1, 1, 2, 1, 0)
+
+
 def test_the_cli_runs_on_ray_and_refuses_ray_options_alone(tmp_path, small_bert):
     corpus = write_corpus(tmp_path / "corpus")
     index = tmp_path / "index"
