@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: venv demo test test-fast lint clean
+.PHONY: venv bench-venv demo test test-fast lint clean
 
 venv: $(STAMP)
 
@@ -18,6 +18,18 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[cpu,parity,bench,dev,ray]'
 	touch $(STAMP)
+
+# The benches' peers: sentence-transformers' ONNX and OpenVINO backends (bench/peers.py).
+# They pin transformers 4.x, so they get their own venv and the tests keep theirs.
+BENCH_VENV ?= .venv-bench
+bench-venv: $(BENCH_VENV)/.installed
+
+$(BENCH_VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(BENCH_VENV)/bin/python -m pip install -q -e '.[cpu,bench,peers]'
+	touch $@
 
 demo: $(STAMP)
 	$(VENV)/bin/searchkit ingest corpora/pydoc-topics --index index
@@ -34,4 +46,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check searchkit tests bench
 
 clean:
-	rm -rf $(VENV) index/*.db index/*.faiss
+	rm -rf $(VENV) $(BENCH_VENV) index/*.db index/*.faiss

@@ -2,17 +2,24 @@
 
     python bench/encoder_speed.py [--docs 1000] [--claims 1109] [--dtypes fp32,bf16] [--device cpu] [--record]
 
-Prints tokens/s for each side and the ratio, the single-query p50/p99, and the cosine of
-our vectors to sentence-transformers' (fp32) ones.
+Prints tokens/s for each contender and its ratio to sentence-transformers' torch fp32, the
+single-query p50/p99, and the lowest cosine of each one's vectors to that peer's.
+
+On the CPU, sentence-transformers' ONNX (fp32, dynamic int8) and OpenVINO backends join in
+when their packages are installed (bench/peers.py: `make bench-venv`, then run this with
+.venv-bench/bin/python); the goal ratios of issue 15 are then printed too.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import peers  # noqa: E402
 import torch  # noqa: E402
 from _common import (  # noqa: E402
     LATENCY_PASSES,
@@ -39,47 +46,82 @@ def main() -> None:
 
     from sentence_transformers import SentenceTransformer
 
-    sets = {"SciFact abstracts": scifact_abstracts(args.docs), "SciFact claims": scifact_claims(args.claims)}
-    ours = {d: searchkit.load_encoder(device=args.device, dtype=d) for d in args.dtypes.split(",")}
+    sets = {"abstracts": scifact_abstracts(args.docs), "claims": scifact_claims(args.claims)}
+    ours = {f"searchkit {d}": searchkit.load_encoder(device=args.device, dtype=d) for d in args.dtypes.split(",")}
+    enc0 = next(iter(ours.values()))
     peer_dtype = torch.float16 if args.device.startswith("cuda") else torch.float32
-    peer = SentenceTransformer(str(next(iter(ours.values())).path), device=args.device,
-                               model_kwargs={"dtype": peer_dtype})
-    peer_name = f"sentence-transformers {'fp16' if peer_dtype == torch.float16 else 'fp32'}"
-    lines = [f"| texts | encoder | tokens/s | × {peer_name} | min cosine to peer |", "|---|---|---:|---:|---:|"]
+    peer_name = f"ST torch {'fp16' if peer_dtype == torch.float16 else 'fp32'}"
+    st = {peer_name: SentenceTransformer(str(enc0.path), device=args.device, model_kwargs={"dtype": peer_dtype})}
+    why_not = peers.missing() if args.device == "cpu" else "the backends are CPU ones"
+    tmp = tempfile.TemporaryDirectory()
+    if why_not is None:
+        st.update(peers.load(enc0.path, Path(tmp.name)))
+    encode = {name: (lambda t, m=m: m.encode(t, batch_size=32, normalize_embeddings=True)) for name, m in st.items()}
+    encode.update({name: (lambda t, e=e: e.encode(t)) for name, e in ours.items()})
 
-    for name, texts in sets.items():
-        enc0 = next(iter(ours.values()))
+    speed, cosine, avg = {}, {}, {}
+    for set_name, texts in sets.items():
         tokens = sum(len(x) for x in enc0.tokenize(texts))
-        peer.encode(texts[:64], batch_size=32)  # warm-up
-        ref = peer.encode(texts, batch_size=32, normalize_embeddings=True)
-        vecs = {}
-        for dtype, enc in ours.items():
-            enc.encode(texts[:64])
-            vecs[dtype] = enc.encode(texts)
-        runs = {peer_name: lambda t=texts: peer.encode(t, batch_size=32, normalize_embeddings=True)}
-        runs.update({dtype: lambda e=enc, t=texts: e.encode(t) for dtype, enc in ours.items()})
-        best = best_of_each(runs, args.repeat)  # peer and ours take turns
-        t_peer = best[peer_name]
-        lines.append(f"| {name} ({len(texts)}, {tokens / len(texts):.0f} tok avg) | {peer_name} "
-                     f"| {tokens / t_peer:,.0f} | 1.00 | — |")
-        for dtype in ours:
-            cos = float((vecs[dtype] * ref).sum(1).min())
-            lines.append(f"| {name} | searchkit {dtype} | {tokens / best[dtype]:,.0f} | {t_peer / best[dtype]:.2f} "
-                         f"| {cos:.6f} |")
+        avg[set_name] = tokens / len(texts)
+        ref = encode[peer_name](texts)
+        for name, fn in encode.items():
+            fn(texts[:64])  # warm-up
+            cosine[name, set_name] = float((fn(texts) * ref).sum(1).min())
+        best = best_of_each({name: (lambda fn=fn, t=texts: fn(t)) for name, fn in encode.items()}, args.repeat)
+        speed.update({(name, set_name): tokens / t for name, t in best.items()})
 
     queries = scifact_claims(args.queries)
-    lines += ["", "| single query | p50 ms | p99 ms |", "|---|---:|---:|"]
-    calls = {peer_name: lambda q: peer.encode([q])}
-    calls.update({f"searchkit {dtype}": lambda q, e=enc: e.encode([q]) for dtype, enc in ours.items()})
-    for label, (p50, p99) in latency_ms_each(calls, queries).items():
-        lines.append(f"| {label} | {p50:.2f} | {p99:.2f} |")
+    latency = latency_ms_each({name: (lambda q, fn=fn: fn([q])) for name, fn in encode.items()}, queries)
 
+    head = " | ".join(f"{s} tok/s | ×" for s in sets)
+    lines = [f"texts: {', '.join(f'{len(t)} SciFact {s} ({avg[s]:.0f} tokens on average)' for s, t in sets.items())}; "
+             f"× is the ratio to {peer_name}", "",
+             f"| encoder | {head} | one query p50 ms | p99 ms | min cosine to {peer_name} |",
+             "|---|" + "---:|---:|" * len(sets) + "---:|---:|---:|"]
+    for name in encode:
+        cells = " | ".join(f"{speed[name, s]:,.0f} | {speed[name, s] / speed[peer_name, s]:.2f}" for s in sets)
+        cos = min(cosine[name, s] for s in sets)
+        lines.append(f"| {name} | {cells} | {latency[name][0]:.2f} | {latency[name][1]:.2f} | "
+                     f"{'—' if name == peer_name else f'{cos:.5f}'} |")
+    if why_not:
+        lines += ["", f"sentence-transformers' ONNX/OpenVINO backends not run: {why_not}"]
+    else:
+        lines += ["", *goals(speed, latency, list(sets), peer_name)]
     lines += ["", f"torch threads {torch.get_num_threads()}; tokens/s: best of {args.repeat} runs; "
               f"latency: the best of {LATENCY_PASSES} passes over the queries (p50 and p99 of that pass); "
               "the contenders take turns, run by run and pass by pass"]
     print("\n".join(lines))
     if args.record:
         record("Encoder throughput and latency, all-MiniLM-L6-v2", lines)
+    tmp.cleanup()
+
+
+def goals(speed: dict, latency: dict, sets: list[str], peer_name: str) -> list[str]:
+    """Issue 15's goal ratios, from the figures of this run (those it can compute)."""
+    onnx = "ST onnx fp32"
+    int8 = next(n for n in latency if n.startswith("ST onnx int8"))
+    ours = [n for n in latency if n.startswith("searchkit")]
+    fastest = min(ours, key=lambda n: latency[n][0])
+    out = ["| goal | figure | met |", "|---|---:|---|"]
+
+    def row(goal: str, value: float, ok: bool, unit: str = "×") -> None:
+        out.append(f"| {goal} | {value:.2f}{unit} | {'yes' if ok else 'no'} |")
+
+    if "searchkit fp32" in ours:
+        for s in sets:
+            r = speed["searchkit fp32", s] / speed[peer_name, s]
+            row(f"searchkit fp32 ≥ 1.3× {peer_name}, {s}", r, r >= 1.3)
+            r = speed["searchkit fp32", s] / speed[onnx, s]
+            row(f"searchkit fp32 ≥ 1.2× {onnx}, {s}", r, r >= 1.2)
+        p = latency["searchkit fp32"][0]
+        row(f"one query: searchkit fp32 p50 ≤ {onnx} p50 ({latency[onnx][0]:.2f} ms)", p, p <= latency[onnx][0], " ms")
+    p = latency[fastest][0]
+    row(f"one query: fastest ({fastest}) p50 ≤ {int8} p50 ({latency[int8][0]:.2f} ms)", p, p <= latency[int8][0], " ms")
+    if "searchkit int8" in ours:
+        for s in sets:
+            r = speed["searchkit int8", s] / speed[int8, s]
+            row(f"searchkit int8 ≥ 1.15× {int8}, {s}", r, r >= 1.15)
+    return out
 
 
 if __name__ == "__main__":

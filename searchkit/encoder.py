@@ -31,6 +31,8 @@ DTYPES = {
     "float16": torch.float16,
 }
 DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+INT8 = "int8"  # fp32 model, int8 projections (models/int8.py); CPU only
+FASTEST = "fastest"  # the CPU dtype measured fastest here (dtype_speed.py); fp16 on CUDA
 POOLINGS = ("mean", "cls")
 
 
@@ -47,21 +49,26 @@ def pick_device(device: str | None) -> torch.device:
 
 
 def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
-    """'auto' (or None) means fp32 on the CPU (the parity reference) and fp16 on CUDA."""
-    if dtype is None or dtype == "auto":
+    """'auto' (or None) means fp32 on the CPU (the parity reference) and fp16 on CUDA.
+    ('fastest' is resolved to a name by the Encoder, which knows the model to time.)"""
+    if dtype is None or dtype == "auto" or dtype == FASTEST and device.type == "cuda":
         return torch.float16 if device.type == "cuda" else torch.float32
+    if dtype.lower() == INT8:
+        if device.type != "cpu":
+            raise bad_value("dtype", dtype, "int8 runs on the CPU; on CUDA use fp16 or bf16")
+        return torch.float32  # what runs around the int8 products
     try:
         return DTYPES[dtype.lower()]
     except KeyError:
-        raise bad_value("dtype", dtype, "expected auto, fp32, bf16 or fp16") from None
+        raise bad_value("dtype", dtype, "expected auto, fastest, fp32, bf16, fp16 or int8") from None
 
 
 def machine_facts() -> dict:
     """What this machine offers an encoder, and the device and dtype `auto` picks here.
 
-    bf16 pays on CPUs with AVX-512 BF16 or AMX instructions (about 4x fp32's matmul rate);
-    elsewhere it is emulated. auto stays fp32 on every CPU all the same: it is the parity
-    reference, and `--dtype bf16` is one flag away.
+    The CPU's bf16 and VNNI instructions are reported as facts, not as a verdict on speed:
+    with the same flags bf16 ran 2.2x fp32 on one host and slower than fp32 on another.
+    `dtype_speed` measures; auto stays fp32 on every CPU (the parity reference).
     """
     capability = torch.backends.cpu.get_cpu_capability()
     flags = _cpu_flags()
@@ -71,7 +78,7 @@ def machine_facts() -> dict:
         "torch": torch.__version__,
         "cpu_capability": capability,
         "cpu_threads": torch.get_num_threads(),
-        "cpu_bf16_fast": "AMX" in capability or bool(flags & {"avx512_bf16", "amx_bf16"}),
+        "cpu_instructions": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni", "avx_vnni"}),
         "cuda_devices": cuda,
         "cuda_bf16": bool(cuda) and torch.cuda.is_bf16_supported(),
         "auto_device": str(device),
@@ -203,14 +210,19 @@ class Encoder:
         is_folder = model is not None and Path(str(model)).expanduser().exists()
         self.name = str(self.path) if is_folder else str(model or DEFAULT_MODEL)
         self.device = pick_device(device)
+        if isinstance(dtype, str) and dtype.lower() == FASTEST and self.device.type == "cpu":
+            from .dtype_speed import fastest, measured
+
+            dtype = fastest(measured(self.name))
         self.dtype = pick_dtype(dtype, self.device)
+        self.int8 = isinstance(dtype, str) and dtype.lower() == INT8
         self.config = read_config(self.path)
         self.pooling = (pooling or default_pooling(self.path)).lower()
         if self.pooling not in POOLINGS:
             raise bad_value("pooling", pooling, f"expected one of {', '.join(POOLINGS)}")
         self.normalize = normalize
         self.batch_tokens = int(batch_tokens)
-        self.model = load_model(self.path, self.device, self.dtype)
+        self.model = load_model(self.path, self.device, self.dtype, int8=self.int8)
         n = self.model.num_hidden_states
         self.layer = self.model.default_layer if layer is None else int(layer)
         if not -n <= self.layer < n:
@@ -233,7 +245,7 @@ class Encoder:
 
     @property
     def dtype_name(self) -> str:
-        return DTYPE_NAMES[self.dtype]
+        return INT8 if self.int8 else DTYPE_NAMES[self.dtype]
 
     @property
     def special_tokens(self) -> int:

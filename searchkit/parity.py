@@ -52,6 +52,7 @@ TOLERANCES = {
     "fp32": {"max_abs": 1e-5, "pooled_cosine": 0.999999},
     "bf16": {"max_abs": 1e-1, "pooled_cosine": 0.999},
     "fp16": {"max_abs": 2e-2, "pooled_cosine": 0.9995},
+    "int8": {"max_abs": 5e-1, "pooled_cosine": 0.995},
 }
 
 
@@ -126,7 +127,7 @@ def compare(
     report = ParityReport(
         model=encoder.name, model_type=encoder.model_type, dtype=encoder.dtype_name,
         device=str(encoder.device), texts=len(texts), tokens=sum(len(x) for x in ids),
-        projections=linear_path(encoder.device, encoder.dtype),
+        projections=linear_path(encoder.device, encoder.dtype, encoder.int8),
         tolerance=TOLERANCES[encoder.dtype_name],
     )
     # One padded batch for both sides, in the caller's order (so padding is exercised).

@@ -1,10 +1,13 @@
 import os
+import tempfile
 
 import pytest
 
 # Tests never reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# dtype_speed's measurements go to a folder of this run's, not the user's ~/.cache.
+os.environ.setdefault("SEARCHKIT_CACHE_DIR", tempfile.mkdtemp(prefix="searchkit-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -133,5 +133,8 @@ def test_info_reports_the_machine(runner, index_dir):
     assert machine["torch"] == torch.__version__
     assert machine["auto_device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert machine["auto_dtype"] == ("fp16" if torch.cuda.is_available() else "fp32")
-    assert isinstance(machine["cpu_bf16_fast"], bool)
+    assert isinstance(machine["cpu_instructions"], list) and machine["cpu_model"]
+    speeds = info["cpu_dtypes"]  # measured, not guessed from flags
+    assert [d["dtype"] for d in speeds["measured"]] == ["fp32", "bf16", "int8"]
+    assert all(d["tokens_per_s"] > 0 for d in speeds["measured"]) and speeds["fastest"] in ("fp32", "bf16", "int8")
     assert info["searches_on"] == ("GPU 0" if gpu_count() else "CPU")  # CI: faiss-cpu

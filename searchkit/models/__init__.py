@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from ..errors import ModelLoadError
-from ._common import load_strict
+from ._common import Dense, load_strict
 
 # model_type -> module name. Derivatives that share BERT's layout map to it.
 ARCHITECTURES = {
@@ -73,8 +73,10 @@ def load_model(
     model_dir: str | Path,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    int8: bool = False,
 ) -> torch.nn.Module:
     """Build our model for the checkpoint in `model_dir` and load its weights strictly.
+    `int8`: its projections (every `Dense`) run with int8 operands (models/int8.py).
 
     >>> model = load_model("path/to/all-MiniLM-L6-v2")
     >>> hidden = model(input_ids, attention_mask)   # list of (B, T, C), embeddings first
@@ -87,4 +89,9 @@ def load_model(
     state = arch.convert_checkpoint(read_weights(model_dir), config)
     state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     load_strict(model, state, source=str(model_dir))
-    return model.to(device).eval().requires_grad_(False)
+    model = model.to(device).eval().requires_grad_(False)
+    if int8:
+        for module in model.modules():
+            if isinstance(module, Dense):
+                module.quantize_int8()
+    return model

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelLoadError
+from . import int8
 
 
 def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
@@ -76,8 +77,11 @@ def _onednn_dtypes() -> frozenset:
 _onednn_failed: set[torch.dtype] = set()
 
 
-def linear_path(device: torch.device, dtype: torch.dtype) -> str:
-    """How `Dense` runs on this device and dtype, for reports: "oneDNN-fused" or "F.linear"."""
+def linear_path(device: torch.device, dtype: torch.dtype, quantized: bool = False) -> str:
+    """How `Dense` runs on this device and dtype, for reports: "oneDNN-fused", "F.linear" or
+    "int8 (_int_mm)"."""
+    if quantized:
+        return "int8 (_int_mm)"
     fused = device.type == "cpu" and dtype in _onednn_dtypes() and dtype not in _onednn_failed
     return "oneDNN-fused" if fused else "F.linear"
 
@@ -92,20 +96,32 @@ class Dense(nn.Linear):
     fp32 sums run in another order than MKL's: |Δ| of a few 1e-6, within the parity tolerance.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, act: str | None = None):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, act: str | None = None,
+                 int8_ok: bool = True):
         super().__init__(in_features, out_features, bias=bias)
         self.act_name = act
         self.act = activation(act) if act else None
+        self.int8_ok = int8_ok  # False: stays fp32 under dtype int8 (see models/int8.py)
+        self.int8: tuple[torch.Tensor, torch.Tensor] | None = None  # see quantize_int8
+
+    def quantize_int8(self) -> None:
+        """Run this layer with int8 operands from now on (models/int8.py); the fp32 weight stays."""
+        if self.int8_ok:
+            self.int8 = int8.quantize_weight(self.weight)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        if self._can_fuse(x):
+        if self.int8 is not None:
+            y = int8.linear(x, *self.int8, self.bias)
+        elif self._can_fuse(x):
             try:
                 return self._fused(x, residual)
             except RuntimeError as exc:
                 if "memory" in str(exc).lower():
                     raise  # the encoder halves the batch and retries
                 _onednn_failed.add(x.dtype)
-        y = F.linear(x, self.weight, self.bias)
+            y = F.linear(x, self.weight, self.bias)
+        else:
+            y = F.linear(x, self.weight, self.bias)
         if self.act is not None:
             y = self.act(y)
         return y if residual is None else residual + y

@@ -86,7 +86,7 @@ class BertAttention(nn.Module):
     def __init__(self, c: BertConfig):
         super().__init__()
         self.num_heads = c.num_heads
-        self.qkv = Dense(c.hidden_size, 3 * c.hidden_size)  # query|key|value fused at load
+        self.qkv = Dense(c.hidden_size, 3 * c.hidden_size, int8_ok=False)  # query|key|value fused at load
         self.output = Dense(c.hidden_size, c.hidden_size)
         self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
 

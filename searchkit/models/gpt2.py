@@ -76,7 +76,7 @@ class GPT2Attention(nn.Module):
         self.scale = (c.hidden_size // c.num_heads) ** -0.5 if c.scale_attn_weights else 1.0
         if c.scale_attn_by_inverse_layer_idx:
             self.scale /= index + 1
-        self.c_attn = Dense(c.hidden_size, 3 * c.hidden_size)  # query|key|value
+        self.c_attn = Dense(c.hidden_size, 3 * c.hidden_size, int8_ok=False)  # query|key|value
         self.c_proj = Dense(c.hidden_size, c.hidden_size)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, residual: torch.Tensor) -> torch.Tensor:

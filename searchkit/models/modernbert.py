@@ -180,7 +180,7 @@ class ModernBertAttention(nn.Module):
         super().__init__()
         self.num_heads = c.num_heads
         # query|key|value fused, as the checkpoint stores them
-        self.Wqkv = Dense(c.hidden_size, 3 * c.hidden_size, bias=c.attention_bias)
+        self.Wqkv = Dense(c.hidden_size, 3 * c.hidden_size, bias=c.attention_bias, int8_ok=False)
         self.Wo = Dense(c.hidden_size, c.hidden_size, bias=c.attention_bias)
 
     def forward(self, x: torch.Tensor, rope: Rope, mask: torch.Tensor | None, packing: Packing,

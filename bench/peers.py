@@ -1,0 +1,64 @@
+"""sentence-transformers' CPU backends, as users who want speed set them up: ONNX fp32,
+ONNX dynamic int8 and OpenVINO fp32, each exported here from the packaged model folder.
+
+They need `sentence-transformers[onnx,openvino]`, which pins transformers 4.x: it lives in
+its own environment (`make bench-venv`, `.venv-bench`) so that the test environment keeps
+the transformers the parity tests compare against. Without it the benches run the torch
+peer alone and say so.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+INSTALL_HINT = "make bench-venv, then run the bench with .venv-bench/bin/python"
+
+
+def missing() -> str | None:
+    """Why the backends cannot run here, or None when they can."""
+    try:
+        import onnxruntime  # noqa: F401
+        import openvino  # noqa: F401
+        import optimum.intel  # noqa: F401
+        import optimum.onnxruntime  # noqa: F401
+    except ImportError as exc:
+        return f"{exc.name} is not installed ({INSTALL_HINT})"
+    return None
+
+
+def int8_config() -> str:
+    """The quantisation preset of `export_dynamic_quantized_onnx_model` that fits this CPU:
+    the one a user of this machine would pick (VNNI when the CPU has it)."""
+    flags = set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    if "avx512_vnni" in flags:
+        return "avx512_vnni"
+    return "avx512" if "avx512f" in flags else "avx2"
+
+
+def load(model_dir: Path, workdir: Path) -> dict:
+    """{label: SentenceTransformer} for each backend, exported into a copy of `model_dir`
+    under `workdir` (the packaged folder stays as installed)."""
+    from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model
+
+    folder = workdir / "peer-model"
+    if not folder.exists():
+        shutil.copytree(model_dir, folder)
+    onnx = SentenceTransformer(str(folder), device="cpu", backend="onnx")
+    onnx.save_pretrained(str(folder))  # writes onnx/model.onnx, which the int8 export reads
+    config = int8_config()
+    export_dynamic_quantized_onnx_model(onnx, config, str(folder))
+    int8 = SentenceTransformer(str(folder), device="cpu", backend="onnx",
+                               model_kwargs={"file_name": f"onnx/model_qint8_{config}.onnx"})
+    openvino = SentenceTransformer(str(folder), device="cpu", backend="openvino")
+    print(f"peers: onnxruntime and openvino backends exported into {folder} (int8 preset {config})",
+          file=sys.stderr)
+    return {"ST onnx fp32": onnx, f"ST onnx int8 ({config})": int8, "ST openvino fp32": openvino}
