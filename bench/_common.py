@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -95,14 +94,9 @@ def latency_ms_each(fns: dict, items: list, warmup: int = 10, passes: int = LATE
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from searchkit.dtype_speed import cpu_model
+
+    cpu = cpu_model()
     gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     return f"{os.cpu_count()} cores {cpu}{gpu}, torch {torch.__version__}"
 

@@ -31,14 +31,9 @@ def missing() -> str | None:
 def int8_config() -> str:
     """The quantisation preset of `export_dynamic_quantized_onnx_model` that fits this CPU:
     the one a user of this machine would pick (VNNI when the CPU has it)."""
-    flags = set()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
+    from searchkit.encoder import _cpu_flags
+
+    flags = _cpu_flags()
     if "avx512_vnni" in flags:
         return "avx512_vnni"
     return "avx512" if "avx512f" in flags else "avx2"

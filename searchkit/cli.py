@@ -289,11 +289,10 @@ def similarity(text1, text2, model, pooling, device, dtype, all_metrics, as_json
 @handle_errors
 def info(index_dir, as_json):
     """What an index holds and how it was built, and what this machine supports."""
-    from .dtype_speed import cpu_model
     from .encoder import machine_facts
     from .index import Index
 
-    data = {**Index(index_dir).info(), "machine": {**machine_facts(), "cpu_model": cpu_model()}}
+    data = {**Index(index_dir).info(), "machine": machine_facts()}
     data["cpu_dtypes"] = _cpu_dtypes(str(data["settings"].get("model")))
     if as_json:
         emit_json(data)

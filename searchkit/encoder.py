@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from .dtype_speed import cpu_model
 from .errors import BadInput, ModelLoadError, bad_value
 from .hashing import sha256_files
 from .models import load_model, read_config, weight_files
@@ -76,6 +77,7 @@ def machine_facts() -> dict:
     device = pick_device("auto")
     return {
         "torch": torch.__version__,
+        "cpu_model": cpu_model(),
         "cpu_capability": capability,
         "cpu_threads": torch.get_num_threads(),
         "cpu_instructions": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_int8", "avx512_vnni", "avx_vnni"}),

@@ -75,8 +75,8 @@ def default_workers(cluster_cpus: float, cluster_gpus: float, gpus_per_worker: f
     """Embedding actors when --workers is not given: as many as the cluster's GPUs hold at
     `gpus_per_worker` each; on CPUs one per CPU (up to 8), each running its own batches on
     a thread or two. Whole actors in parallel beat one actor's threads: on 2 CPUs two
-    one-thread actors ingested SciFact in 1.01x a local ingest's time, one two-thread
-    actor in 1.22x (bench/RESULTS.md)."""
+    one-thread actors ingested SciFact in 1.00x a local ingest's time, one two-thread
+    actor in 1.20x (bench/RESULTS.md)."""
     if gpus_per_worker:
         return max(1, int(cluster_gpus // gpus_per_worker))
     return max(1, min(MAX_DEFAULT_WORKERS, int(cluster_cpus)))
@@ -225,8 +225,8 @@ def pipeline(ray, options: RayOptions, encoder, max_bytes: int):
         ctx.execution_options.preserve_order = True  # the scan's order: chunk ids as a local ingest's
         ctx.enable_progress_bars = False  # the driver's own progress bar reports
         ctx.print_on_execution_start = False
-        cluster_cpus = float(ray.cluster_resources().get("CPU", 1))
-        cluster_gpus = float(ray.cluster_resources().get("GPU", 0))
+        resources = ray.cluster_resources()
+        cluster_cpus, cluster_gpus = float(resources.get("CPU", 1)), float(resources.get("GPU", 0))
         workers = options.workers or default_workers(cluster_cpus, cluster_gpus, options.gpus_per_worker)
         cpus = actor_cpus(cluster_cpus, workers)
         check_pool(workers, cpus, cluster_cpus, options.gpus_per_worker, cluster_gpus)

@@ -112,15 +112,14 @@ class Dense(nn.Linear):
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         if self.int8 is not None:
             y = int8.linear(x, *self.int8, self.bias)
-        elif self._can_fuse(x):
-            try:
-                return self._fused(x, residual)
-            except RuntimeError as exc:
-                if "memory" in str(exc).lower():
-                    raise  # the encoder halves the batch and retries
-                _onednn_failed.add(x.dtype)
-            y = F.linear(x, self.weight, self.bias)
         else:
+            if self._can_fuse(x):
+                try:
+                    return self._fused(x, residual)
+                except RuntimeError as exc:
+                    if "memory" in str(exc).lower():
+                        raise  # the encoder halves the batch and retries
+                    _onednn_failed.add(x.dtype)
             y = F.linear(x, self.weight, self.bias)
         if self.act is not None:
             y = self.act(y)

@@ -1,6 +1,6 @@
 """int8 projections on the CPU: weights per output channel, activations per token.
 
-A `Dense` layer given `quantize(dense)` keeps its fp32 weight (for state_dict and
+A `Dense` layer after `quantize_int8()` keeps its fp32 weight (for state_dict and
 parity) and adds an int8 copy with one scale per output channel, made once at load.
 Its input is quantised row by row, each token with its own scale, so a token's precision
 depends on that token alone, not on its batch. (Dynamic quantisation with one scale per
