@@ -8,6 +8,12 @@ boundary. A chunk's `text` is always `document_text[start:end]`, from its first 
 first character to its last token's last character, so it never starts or ends with
 whitespace.
 
+Line-oriented text (source code, configuration, CSV/TSV: `line_oriented=True`) is cut at
+line ends instead: a line end ranks with a sentence end (a '.' in code ends nothing), a
+blank line still ranks above it, a line end is looked for in the last half of a window
+rather than its last fifth, and an overlapping window starts at the beginning of a line.
+Only a line longer than that half window is cut elsewhere (at a space, or between words).
+
     >>> from tokenizers import Tokenizer
     >>> tok = Tokenizer.from_file("tokenizer.json"); tok.no_padding(); tok.no_truncation()
     >>> chunk_text("  One. Two three.  ", tok, max_tokens=8, overlap=0)
@@ -40,6 +46,7 @@ _SENTENCE = 3  # after . ! ? (maybe closing quotes) then whitespace, or after a 
 _PARAGRAPH = 4  # a blank line at the cut
 
 TAIL_FRACTION = 0.2  # look for a sentence or paragraph end in this last part of a window
+LINE_TAIL_FRACTION = 0.5  # the same for a line end, in line-oriented text
 
 _SENTENCE_END = frozenset(".!?…。！？")
 _CJK_SENTENCE_END = frozenset("。！？")  # these need no space after them
@@ -74,9 +81,10 @@ def chunk_text(text: str, tokenizer, max_tokens: int, overlap: int) -> list[Chun
 
 
 def chunk_texts(
-    texts: Sequence[str], tokenizer, max_tokens: int, overlap: int
+    texts: Sequence[str], tokenizer, max_tokens: int, overlap: int, *, line_oriented: bool = False
 ) -> list[list[Chunk]]:
     """`chunk_text` for many texts at once; tokenization runs in parallel (`encode_batch`).
+    `line_oriented`: cut at line ends (see the module docstring).
 
         >>> [len(cs) for cs in chunk_texts(["A short one.", "  ", "word " * 100], tok, 32, 4)]
         [1, 0, 4]
@@ -94,12 +102,12 @@ def chunk_texts(
     stable = _cuts_are_stable(tokenizer)
     to_check: list[int] = []
     for i, enc in zip(todo, encodings):
-        result[i], forced = _chunk_encoding(texts[i], enc, max_tokens, overlap)
+        result[i], forced = _chunk_encoding(texts[i], enc, max_tokens, overlap, line_oriented=line_oriented)
         if forced or not stable:
             to_check.append(i)
     if to_check:
         by_text = dict(zip(todo, encodings))
-        _recut_overlong(texts, result, by_text, to_check, tokenizer, max_tokens, overlap)
+        _recut_overlong(texts, result, by_text, to_check, tokenizer, max_tokens, overlap, line_oriented)
     return result
 
 
@@ -141,7 +149,7 @@ def _cuts_are_stable(tokenizer) -> bool:
     )
 
 
-def _recut_overlong(texts, result, encodings, to_check, tokenizer, max_tokens, overlap) -> None:
+def _recut_overlong(texts, result, encodings, to_check, tokenizer, max_tokens, overlap, line_oriented) -> None:
     """Re-tokenize the chunks of the documents in `to_check`; chunk again, checking every
     window, the documents with a chunk over `max_tokens`."""
     flat = [(i, c.text) for i in to_check for c in result[i]]
@@ -152,11 +160,12 @@ def _recut_overlong(texts, result, encodings, to_check, tokenizer, max_tokens, o
         return len(tokenizer.encode(s, add_special_tokens=False).ids)
 
     for i in overlong:
-        result[i], _ = _chunk_encoding(texts[i], encodings[i], max_tokens, overlap, count)
+        result[i], _ = _chunk_encoding(texts[i], encodings[i], max_tokens, overlap, count, line_oriented)
 
 
 def _chunk_encoding(
-    text: str, enc, max_tokens: int, overlap: int, count: Callable[[str], int] | None = None
+    text: str, enc, max_tokens: int, overlap: int, count: Callable[[str], int] | None = None,
+    line_oriented: bool = False,
 ) -> tuple[list[Chunk], bool]:
     """Chunks of one encoded text, and whether a cut fell inside a word.
 
@@ -166,8 +175,8 @@ def _chunk_encoding(
     n = len(offsets)
     if n == 0:
         return [], False
-    cuts = _Cuts(text, enc)
-    tail = max(1, int(max_tokens * TAIL_FRACTION))
+    cuts = _Cuts(text, enc, line_oriented)
+    tail = max(1, int(max_tokens * (LINE_TAIL_FRACTION if line_oriented else TAIL_FRACTION)))
     chunks: list[Chunk] = []
     forced = False
     start = prev_end = 0
@@ -227,8 +236,9 @@ def _choose_next_start(cuts: _Cuts, start: int, end: int, max_tokens: int, overl
         # No overlap wanted, or the window ended less than half full because a very long
         # word follows (a URL, base64): repeating its few words would make near-duplicates.
         return end
-    # Start no worse than the window ended: after whitespace, unless the text has none there.
-    floor = min(_SPACE, cuts.quality(end))
+    # Start no worse than the window ended: after whitespace, unless the text has none there
+    # (line-oriented text: at a line start, when the window ended at a line end).
+    floor = min(_SENTENCE if cuts.line_oriented else _SPACE, cuts.quality(end))
     for i in range(lo, end):
         if cuts.quality(i) >= floor and not cuts.is_blank(i):
             return i
@@ -248,8 +258,9 @@ def _make_chunk(text: str, ordinal: int, start: int, end: int) -> Chunk:
 class _Cuts:
     """Quality of the cut before each token of one encoding, computed when first asked."""
 
-    def __init__(self, text: str, enc) -> None:
+    def __init__(self, text: str, enc, line_oriented: bool = False) -> None:
         self.text = text
+        self.line_oriented = line_oriented
         self.offsets = enc.offsets
         self._enc = enc
         self._word_ids: list | bool | None = None
@@ -298,6 +309,8 @@ class _Cuts:
                 hi += 1
             if text.count("\n", lo, hi) >= 2:
                 return _PARAGRAPH
+            if self.line_oriented:  # a line end ranks as a sentence end; '.' ends nothing
+                return _SENTENCE if "\n" in text[lo:hi] else _SPACE
             if lo > 0 and self._ends_sentence(lo):
                 return _SENTENCE
             return _SPACE

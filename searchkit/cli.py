@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import sys
 from dataclasses import asdict
@@ -27,7 +28,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .errors import SearchkitError
+from .errors import BadInput, SearchkitError
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)  # a message stays on one line, however long
@@ -111,9 +112,37 @@ def emit_json(obj) -> None:
 # Options shared by the commands that build an encoder.
 def encoder_options(func):
     func = click.option("--model", "-m", default=None, help="Model name or local folder (default: all-MiniLM-L6-v2).")(func)
-    func = click.option("--pooling", type=click.Choice(["mean", "cls"]), default=None, help="Pooling (default: the model's own, else mean).")(func)
+    func = click.option("--pooling", default=None, metavar="MODE", help=POOLING_HELP)(func)
     func = click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")(func)
     func = click.option("--dtype", default="auto", show_default=True, help=DTYPE_HELP)(func)
+    func = dim_option(func)
+    return func
+
+
+POOLING_HELP = ("Pooling (default: the model's own, else mean): mean, cls, max, lasttoken, mean_sqrt_len_tokens, "
+                "weightedmean, or several joined by + (concatenated, as sentence-transformers does).")
+dim_option = click.option("--dim", type=int, default=None, metavar="N",
+                          help="Keep the first N values of each vector, renormalised (Matryoshka models; the "
+                               "dims a model lists are in `searchkit info`). An index records it.")
+
+
+# The prompts an index embeds with (recorded in it): --query-prompt for searches, --document-prompt for chunks.
+def index_prompt_options(func):
+    func = click.option("--query-prompt", default=None, metavar="TEXT",
+                        help="Prepended to every query (default: the model's \"query\" prompt; '' for none). "
+                             "Recorded in the index.")(func)
+    func = click.option("--document-prompt", default=None, metavar="TEXT",
+                        help="Prepended to every chunk (default: the model's \"document\"/\"passage\" prompt; '' "
+                             "for none). Recorded in the index.")(func)
+    return func
+
+
+# The prompt `embed` and `similarity` put in front of their texts.
+def prompt_options(func):
+    func = click.option("--prompt-name", default=None, metavar="NAME",
+                        help="One of the model's prompts (config_sentence_transformers.json), e.g. query; "
+                             "default: its default prompt, if it names one.")(func)
+    func = click.option("--prompt", default=None, metavar="TEXT", help="A prompt of your own, e.g. 'query: '.")(func)
     return func
 
 
@@ -131,6 +160,7 @@ def main():
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @index_option
 @encoder_options
+@index_prompt_options
 @click.option("--layer", type=int, default=None, help="Hidden state to pool (GPT-2: default the middle block).")
 @click.option("--chunk-tokens", type=int, default=None, help="Tokens per chunk (default: the model's max length, at most 510).")
 @click.option("--chunk-overlap", type=int, default=None, help="Tokens shared by consecutive chunks (default: chunk-tokens / 8).")
@@ -158,14 +188,24 @@ def main():
 # use small values to get many commits; each commit rewrites the vectors file).
 @click.option("--commit-chunks", type=click.IntRange(min=1), default=20000, hidden=True,
               help="Commit at least every N chunks (default 20000).")
+@click.option("--include", "include", multiple=True, metavar="GLOB",
+              help="Only files matching GLOB (gitignore-style, relative to each PATH: '*.py', 'docs/**/*.md'); "
+                   "repeatable, any may match.")
+@click.option("--exclude", "exclude", multiple=True, metavar="GLOB",
+              help="Leave out files and folders matching GLOB (gitignore-style: '*.csv', 'tests/'); repeatable.")
+@click.option("--no-ignore", is_flag=True,
+              help="Do not follow .gitignore/.ignore files, and enter __pycache__ and node_modules.")
+@click.option("--hidden", is_flag=True, help="Also ingest dot-files and dot-folders (never .git, .hg, .svn).")
 @json_option
 @handle_errors
 def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens, chunk_overlap, rebuild, prune,
-           as_json, commit_chunks, chunking, index_type, index_params, ray_address, workers, gpus_per_worker):
+           as_json, commit_chunks, chunking, index_type, index_params, ray_address, workers, gpus_per_worker,
+           dim, query_prompt, document_prompt, include, exclude, no_ignore, hidden):
     """Embed the files under PATHS into the index: new and changed files only.
 
     Files that are gone from PATHS lose their chunks; so do files now empty, binary or too
-    large. A PATH that no longer exists drops the files indexed from it."""
+    large, and files this run leaves out (.gitignore/.ignore, hidden, --exclude, --include).
+    A PATH that no longer exists drops the files indexed from it."""
     from .index import Index
 
     if not paths and not prune:
@@ -177,12 +217,12 @@ def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens,
     on_ray = {"engine": "ray", "ray_address": ray_address, "workers": workers,
               "gpus_per_worker": gpus_per_worker} if ray_address is not None else {}
 
-    index = Index(index_dir, model=model, pooling=pooling, device=device, dtype=dtype, layer=layer,
-                  chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, chunking=chunking, index_type=index_type,
+    index = Index(index_dir, model=model, pooling=pooling, device=device, dtype=dtype, layer=layer, dim=dim,
+                  query_prompt=query_prompt, document_prompt=document_prompt, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, chunking=chunking, index_type=index_type,
                   index_params=_name_values(index_params, "--index-param"))
     with embedding_progress() as progress:
         summary = index.ingest(paths, progress=progress, rebuild=rebuild, prune=prune, commit_chunks=commit_chunks,
-                               **on_ray)
+                               include=include, exclude=exclude, ignore_files=not no_ignore, hidden=hidden, **on_ray)
     if as_json:
         emit_json(summary.to_dict())
         return
@@ -208,7 +248,8 @@ def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens,
               help="dense: embeddings (score = cosine); lexical: BM25 over the text (score = BM25); "
                    "hybrid: both fused by reciprocal rank (score = RRF).")
 @click.option("--where", "where", multiple=True, metavar="COND",
-              help="Metadata filter, repeatable (ANDed): path:GLOB, type:EXT[,EXT], mtime>DATE, mtime<DATE, "
+              help="Metadata filter, repeatable (ANDed): path:GLOB, type:NAME[,NAME] (txt, md, pdf, py, yaml, csv...), "
+                   "mtime>DATE, mtime<DATE, "
                    "field.NAME=VALUE (also !=, <, <=, >, >=). E.g. --where 'path:docs/*.md' --where 'mtime>2024-01-01'")
 @click.option("--ef-search", type=click.IntRange(min=1), default=None,
               help="hnsw indexes: candidates explored per query (more: better recall, slower).")
@@ -217,21 +258,61 @@ def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens,
 @json_option
 @handle_errors
 def search(query, index_dir, k, device, dtype, mode, where, ef_search, nprobe, as_json):
-    """Find the chunks that best answer QUERY (by meaning, by words, or both)."""
+    """Find the chunks that best answer QUERY (by meaning, by words, or both).
+
+    QUERY `-` reads one query a line from standard input (blank lines skipped), loading the
+    index once: with --json, one JSON object a line, {"query": ..., "hits": [...]}."""
     from .index import Index
 
     tuning = {name: value for name, value in (("efSearch", ef_search), ("nprobe", nprobe)) if value is not None}
     index = Index(index_dir, device=device, dtype=dtype, index_params=tuning)
+    if query == "-":
+        _search_stdin(index, k=k, mode=mode, where=where, as_json=as_json)
+        return
     hits = index.search(query, k=k, mode=mode, where=list(where) or None)
     if as_json:
         emit_json([asdict(h) for h in hits])
         return
+    _print_hits(hits, mode, where)
+
+
+def _search_stdin(index, *, k: int, mode: str, where: tuple[str, ...], as_json: bool) -> None:
+    """`search -`: the queries of stdin, answered a batch at a time (one at a time from a
+    terminal, so each answer comes as its line is typed)."""
+    from .lines import batches, numbered_lines
+
+    stream = _stdin()
+    size = 1 if stream.isatty() else 64
+    for batch in batches(numbered_lines(stream, "stdin"), size):
+        queries = [text for _, text in batch]
+        for text, hits in zip(queries, index.search_many(queries, k=k, mode=mode, where=list(where) or None)):
+            if as_json:
+                emit_json({"query": text, "hits": [asdict(h) for h in hits]})
+            else:
+                stdout.print(f"[bold]query:[/bold] {escape(text)}", highlight=False)
+                _print_hits(hits, mode, where)
+        sys.stdout.flush()
+
+
+def _position(hit) -> str:
+    """Where in its file a hit is, as editors and grep write it: `:12` or `:12-30` (lines),
+    ` page 3` (PDF); '' when neither is known."""
+    out = ""
+    if hit.line_start is not None:
+        out += f":{hit.line_start}" + (f"-{hit.line_end}" if hit.line_end not in (None, hit.line_start) else "")
+    if hit.page is not None:
+        out += f" page {hit.page}"
+    return out
+
+
+def _print_hits(hits, mode: str, where: tuple[str, ...]) -> None:
+    """Hits for a human: rank, score, where it is, then the start of its text."""
     if not hits:
         stdout.print("no hits" + (" (no chunk matches the filters)" if where else
                                   " (no chunk shares a word with the query)" if mode == "lexical" else " (the index is empty)"))
     for hit in hits:
         path = _display_path(hit.path)
-        where = f"{path}#{hit.document}" if hit.document else path
+        where = (f"{path}#{hit.document}" if hit.document else path) + _position(hit)
         stdout.print(f"[bold]{hit.rank:>2}.[/bold] [cyan]{hit.score:.4f}[/cyan]  {escape(where)}  "
                      f"[dim]\\[{hit.start}:{hit.end}][/dim]", highlight=False)
         snippet = " ".join(hit.text.split())
@@ -241,46 +322,176 @@ def search(query, index_dir, k, device, dtype, mode, where, ef_search, nprobe, a
 @main.command()
 @click.argument("texts", nargs=-1, required=True)
 @encoder_options
+@prompt_options
 @click.option("--layer", type=int, default=None, help="Hidden state to pool (0 = embeddings).")
 @click.option("--no-normalize", is_flag=True, help="Skip the L2 normalisation.")
 @json_option
 @handle_errors
-def embed(texts, model, pooling, device, dtype, layer, no_normalize, as_json):
-    """Print the embedding vector of each TEXT."""
+def embed(texts, model, pooling, device, dtype, layer, no_normalize, as_json, dim, prompt_name, prompt):
+    """Print the embedding vector of each TEXT (`-`: each line of standard input, blank ones skipped)."""
     from .encoder import Encoder
 
-    enc = Encoder(model, pooling=pooling, device=device, dtype=dtype, layer=layer, normalize=not no_normalize)
+    texts = _with_stdin(texts)  # before seconds of loading the model
+    enc = Encoder(model, pooling=pooling, device=device, dtype=dtype, layer=layer, normalize=not no_normalize,
+                  dim=dim, prompt_name=prompt_name, prompt=prompt)
     vectors = enc.encode(list(texts))
     if as_json:
         emit_json({"model": enc.name, "dim": enc.dim, "embeddings": vectors.tolist()})
         return
-    stdout.print(f"model {enc.name}, dim {enc.dim}, pooling {enc.pooling}, dtype {enc.dtype_name}", highlight=False,
-                 markup=False)
+    prompt = enc.prompts.resolve()
+    stdout.print(f"model {enc.name}, dim {enc.dim}, pooling {enc.pooling}, dtype {enc.dtype_name}"
+                 + (f", prompt {prompt!r}" if prompt else ""), highlight=False, markup=False)
     for text, vec in zip(texts, vectors):
         head = ", ".join(f"{x:.4f}" for x in vec[:6])
         stdout.print(f"{text!r}: [{head}, …] (norm {float((vec ** 2).sum()) ** 0.5:.4f})", highlight=False, markup=False)
 
 
 @main.command()
-@click.argument("text1")
-@click.argument("text2")
+@click.argument("texts", nargs=-1)
 @encoder_options
-@click.option("--all-metrics", is_flag=True, help="Also dot product, euclidean and manhattan distance.")
+@prompt_options
+@click.option("--metric", type=click.Choice(["cosine", "dot", "euclidean", "manhattan"]), default="cosine",
+              show_default=True, help="Similarity (cosine, dot) or distance (euclidean, manhattan: lower = more alike).")
+@click.option("--all-metrics", is_flag=True, help="Two texts: every metric (cosine, dot, euclidean, manhattan).")
+@click.option("--pairs", "pairs_file", default=None, metavar="FILE",
+              help="Score every pair of a sentence-pair file (TSV, or CSV by its .csv name; `-`: stdin); "
+                   "with labels, also accuracy/threshold/ROC AUC (0/1) or Spearman/Pearson (graded).")
+@click.option("--matrix", "as_matrix", is_flag=True, help="Every TEXT against every other (`-`: the lines of stdin).")
 @json_option
 @handle_errors
-def similarity(text1, text2, model, pooling, device, dtype, all_metrics, as_json):
-    """Cosine similarity of two texts (and other metrics with --all-metrics)."""
+def similarity(texts, model, pooling, device, dtype, metric, all_metrics, pairs_file, as_matrix, as_json, dim,
+               prompt_name, prompt):
+    """How alike texts are: two texts, sentence pairs, or a matrix.
+
+    \b
+    similarity TEXT1 TEXT2        cosine (--metric, --all-metrics)
+    similarity TEXT -             TEXT against each line of stdin
+    similarity -                  pairs from stdin, TEXT1<TAB>TEXT2 a line (as --pairs -)
+    similarity --pairs FILE.tsv   every pair of a file, and metrics when it has labels
+    similarity --matrix TEXT...   every text against every other
+    """
     from .encoder import Encoder
     from .similarity import METRICS, compare
 
-    enc = Encoder(model, pooling=pooling, device=device, dtype=dtype)
+    job = _similarity_job(texts, pairs_file, as_matrix, all_metrics)  # reads stdin or the file first
+    enc = Encoder(model, pooling=pooling, device=device, dtype=dtype, dim=dim, prompt_name=prompt_name, prompt=prompt)
+    if job is not None:
+        (_show_matrix if as_matrix else _show_pairs)(enc, job, metric, as_json)
+        return
+    text1, text2 = texts
     a, b = enc.encode([text1, text2])
-    scores = compare(a, b, METRICS if all_metrics else ("cosine",))
+    scores = compare(a, b, METRICS if all_metrics else (metric,))
     if as_json:
         emit_json({"model": enc.name, **scores})
         return
     for name, value in scores.items():
         stdout.print(f"{name:<10} {value:.4f}", highlight=False)
+
+
+def _stdin():
+    """Standard input as bytes (decoded line by line in searchkit.lines, errors by line number)."""
+    return sys.stdin.buffer if sys.stdin is not None else io.BytesIO()
+
+
+def _stdin_lines() -> list[tuple[int, str]]:
+    """(line number, text) of each non-blank line of stdin; bad UTF-8 is a one-line error."""
+    from .lines import numbered_lines
+
+    return list(numbered_lines(_stdin(), "stdin"))
+
+
+def _with_stdin(texts: tuple[str, ...]) -> list[str]:
+    """TEXT arguments with `-` replaced by the lines of stdin."""
+    if texts.count("-") > 1:
+        raise click.UsageError("`-` (standard input) may be given once")
+    out: list[str] = []
+    for text in texts:
+        out += [line for _, line in _stdin_lines()] if text == "-" else [text]
+    if not out:
+        raise BadInput("stdin: no texts (only blank lines)")
+    return out
+
+
+def _similarity_job(texts: tuple[str, ...], pairs_file: str | None, as_matrix: bool, all_metrics: bool):
+    """What `similarity` was asked: None for two texts, else the matrix's texts or a PairFile."""
+    from .pairs import Pair, PairFile, read_pairs
+
+    if all_metrics and (as_matrix or pairs_file or "-" in texts):
+        raise click.UsageError("--all-metrics goes with two texts; pick one with --metric")
+    if as_matrix:
+        if pairs_file:
+            raise click.UsageError("--matrix or --pairs, not both")
+        if not texts:
+            raise click.UsageError("--matrix needs TEXTs (or `-` for the lines of stdin)")
+        return _with_stdin(texts)
+    if pairs_file or texts == ("-",):
+        if pairs_file and texts:
+            raise click.UsageError("--pairs FILE takes no TEXT arguments")
+        source = pairs_file or "-"
+        stdin = _stdin() if source == "-" else None
+        return read_pairs("stdin" if source == "-" else source, stream=stdin)
+    if len(texts) != 2:
+        raise click.UsageError("give TEXT1 TEXT2, TEXT -, `-`, --pairs FILE or --matrix TEXT...")
+    if texts == ("-", "-"):
+        raise click.UsageError("`-` (standard input) may be given once")
+    if "-" not in texts:
+        return None
+    text = texts[1] if texts[0] == "-" else texts[0]
+    lines = _stdin_lines()
+    if not lines:
+        raise BadInput("stdin: no texts (only blank lines)")
+    pairs = [Pair(n, *((line, text) if texts[0] == "-" else (text, line))) for n, line in lines]
+    return PairFile("stdin", pairs, {"sentence1": 0, "sentence2": 1}, header=False)
+
+
+def _show_pairs(enc, pair_file, metric: str, as_json: bool) -> None:
+    """Every pair's score, then the metrics when the pairs have labels."""
+    from .pairs import score_pairs
+
+    report = score_pairs(enc, pair_file, metric)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    labelled = report.metrics is not None
+    table = Table(title=Text(f"{metric} of {len(report.pairs)} pairs from {report.source} ({enc.name})"))
+    for col in ("line", metric, *(("label",) if labelled else ()), "sentence1", "sentence2"):
+        table.add_column(col, justify="right" if col in ("line", metric, "label") else "left")
+    for pair, score in zip(report.pairs, report.scores):
+        label = (f"{pair.label:g}",) if labelled else ()
+        table.add_row(str(pair.line), f"{score:.4f}", *label, Text(pair.sentence1), Text(pair.sentence2))
+    stdout.print(table)
+    m = report.metrics
+    if m and m["labels"] == "binary":
+        auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
+        stdout.print(f"{m['pairs']} pairs ({m['similar']} similar, {m['different']} different): accuracy "
+                     f"{m['accuracy']:.4f} at {metric} {'<=' if metric in ('euclidean', 'manhattan') else '>='} "
+                     f"{m['threshold']:.4f}, ROC AUC {auc}", highlight=False, markup=False)
+    elif m:
+        def fmt(x):
+            return "n/a" if x is None else f"{x:.4f}"
+
+        stdout.print(f"{m['pairs']} pairs with graded labels: Spearman {fmt(m['spearman'])}, "
+                     f"Pearson {fmt(m['pearson'])}", highlight=False, markup=False)
+    for note in report.notes:
+        stderr.print(f"searchkit: note: {note}", highlight=False, markup=False)
+
+
+def _show_matrix(enc, texts: list[str], metric: str, as_json: bool) -> None:
+    """The metric between every two texts: a table, or {"texts", "matrix"} with --json."""
+    from .similarity import matrix
+
+    values = matrix(enc.encode(texts), metric)
+    if as_json:
+        emit_json({"model": enc.name, "metric": metric, "texts": texts, "matrix": values.tolist()})
+        return
+    table = Table(title=Text(f"{metric} ({enc.name})"))
+    table.add_column("text")
+    for i in range(len(texts)):
+        table.add_column(str(i + 1), justify="right")
+    for i, (text, row) in enumerate(zip(texts, values)):
+        short = text if len(text) <= 40 else text[:39] + "…"
+        table.add_row(Text(f"{i + 1}. {short}"), *(f"{v:.4f}" for v in row))
+    stdout.print(table)
 
 
 @main.command()
@@ -294,6 +505,7 @@ def info(index_dir, as_json):
 
     data = {**Index(index_dir).info(), "machine": machine_facts()}
     data["cpu_dtypes"] = _cpu_dtypes(str(data["settings"].get("model")))
+    data["matryoshka_dims"] = _matryoshka_dims(data["settings"].get("model"))
     if as_json:
         emit_json(data)
         return
@@ -303,7 +515,13 @@ def info(index_dir, as_json):
         ("index", data["index"]),
         ("model", f"{s.get('model')} ({s.get('model_type')}, sha256 {str(s.get('weights_sha256'))[:12]}…)"),
         ("vectors", f"{data['vectors']} × {s.get('dim')} ({s.get('dtype')}, "
-                    f"{s.get('pooling')} pooling{', normalised' if s.get('normalize') else ''})"),
+                    f"{s.get('pooling')} pooling{', normalised' if s.get('normalize') else ''}"
+                    f"{', Matryoshka-truncated' if s.get('truncate_dim') else ''})"
+                    + (f"; the model lists dims {', '.join(map(str, data['matryoshka_dims']))} (--dim)"
+                       if data["matryoshka_dims"] else "")),
+        ("prompts", (f"query {s.get('query_prompt') or ''!r}, document {s.get('document_prompt') or ''!r}"
+                     + ("" if s.get("include_prompt", True) else " (left out of the pooling)"))
+                    if s.get("query_prompt") or s.get("document_prompt") else "none"),
         ("index type", _index_type_line(s)),
         ("segments", f"{data['segments']} ({data['segments_mapped']} memory-mapped, the rest read into memory)"),
         ("searches on", data["searches_on"] + (" (faiss-gpu)" if data["searches_on"] != "CPU" else "")),
@@ -330,6 +548,17 @@ def info(index_dir, as_json):
     for key, value in rows:
         table.add_row(f"[bold]{key}[/bold]", Text(value))
     stdout.print(table)
+
+
+def _matryoshka_dims(model) -> list[int]:
+    """The Matryoshka dims the index model's folder lists ([] if none, or the model is gone)."""
+    from .matryoshka import matryoshka_dims
+    from .resolve import resolve_model
+
+    try:
+        return matryoshka_dims(resolve_model(model)) if model else []
+    except SearchkitError:
+        return []
 
 
 def _cpu_dtypes(model: str) -> dict:
@@ -363,17 +592,19 @@ def _index_type_line(s: dict) -> str:
 @click.option("--device", default="cpu", show_default=True, help="Device for our encoder (the reference runs on the CPU).")
 @click.option("--dtype", default="fp32", show_default=True, help="Our encoder's dtype; fp32 is the exact comparison.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a PNG of max |Δ| per layer.")
+@dim_option
 @json_option
 @handle_errors
-def parity(model, texts, device, dtype, plot_path, as_json):
-    """Prove our encoder equal to Hugging Face transformers, layer by layer."""
+def parity(model, texts, device, dtype, plot_path, as_json, dim):
+    """Prove our encoder equal to Hugging Face transformers, layer by layer (and its final
+    query and document vectors equal to sentence-transformers', where that is installed)."""
     from .encoder import Encoder
     from .parity import check_plot_path, compare, load_reference, plot
 
     if plot_path:
         check_plot_path(plot_path)  # before seconds of loading and comparing, not after
-    enc = Encoder(model, device=device, dtype=dtype)
-    report = compare(enc, list(texts) or None, reference=load_reference(enc.path))
+    enc = Encoder(model, device=device, dtype=dtype, dim=dim)
+    report = compare(enc, list(texts) or None, reference=load_reference(enc.path), pipeline=True)
     if plot_path:
         plot(report, plot_path)
     if as_json:
@@ -386,7 +617,13 @@ def parity(model, texts, device, dtype, plot_path, as_json):
         for d in report.layers:
             table.add_row(d.name, f"{d.max_abs:.2e}", f"{d.mean_abs:.2e}", f"{d.cosine:.8f}")
         table.add_row("pooled (normalised)", f"{report.pooled_max_abs:.2e}", "", f"{report.pooled_cosine:.8f}")
+        for d in report.pipeline:
+            table.add_row(Text(f"sentence-transformers, {d.role}" + (f" (prompt {d.prompt!r})" if d.prompt else "")),
+                          f"{d.max_abs:.2e}", "", f"{d.cosine:.8f}")
         stdout.print(table)
+        if report.pipeline_note:
+            stderr.print(f"searchkit: note: vectors not compared with sentence-transformers: {report.pipeline_note}",
+                         highlight=False, markup=False)
         tol = report.tolerance
         verdict = "[green]PASS[/green]" if report.passed else "[red]FAIL[/red]"
         stdout.print(f"{verdict}: every max |Δ| ≤ {tol['max_abs']:g} (× the layer's largest |value| past 1), "
@@ -459,9 +696,12 @@ def optimize(index_dir, as_json):
 @click.option("--split", default="test", show_default=True, help="Which qrels/<split>.tsv to evaluate on.")
 @click.option("--limit-docs", type=int, default=None, help="Only the first N corpus records (and the queries judged on them).")
 @click.option("--limit-queries", type=int, default=None, help="Only the first N judged queries.")
+@dim_option
+@index_prompt_options
 @json_option
 @handle_errors
-def eval_(dataset_dir, index_dir, model, device, dtype, modes, chunking, split, limit_docs, limit_queries, as_json):
+def eval_(dataset_dir, index_dir, model, device, dtype, modes, chunking, split, limit_docs, limit_queries, as_json,
+          dim, query_prompt, document_prompt):
     """Retrieval quality on a BEIR dataset: nDCG@10, Recall@100, MRR@10 and timings."""
     from .evaluate import evaluate
 
@@ -469,7 +709,7 @@ def eval_(dataset_dir, index_dir, model, device, dtype, modes, chunking, split, 
     with embedding_progress() as progress:
         report = evaluate(dataset_dir, index_dir=index_dir, model=model, device=device, dtype=dtype, modes=names,
                           chunking=chunking, split=split, limit_docs=limit_docs, limit_queries=limit_queries,
-                          progress=progress)
+                          progress=progress, dim=dim, query_prompt=query_prompt, document_prompt=document_prompt)
     if as_json:
         emit_json(report.to_dict())
         return
@@ -483,6 +723,39 @@ def eval_(dataset_dir, index_dir, model, device, dtype, modes, chunking, split, 
     stdout.print(table)
     stdout.print(f"ingest {report.ingest_seconds:.1f} s ({report.chunks_embedded} chunks embedded)"
                  + (f" -> {report.index}" if report.index else ""), highlight=False, markup=False)
+
+
+@main.command(name="map")
+@index_option
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Picture to write (.png; .svg, .pdf also work).")
+@click.option("--color-by", type=click.Choice(["folder", "where"]), default=None,
+              help="folder: the top-level folder (or file) below the folder all indexed files share (default without --where); "
+                   "where: chunks matching --where against the rest (default with --where).")
+@click.option("--where", "where", multiple=True, metavar="COND",
+              help="Condition, repeatable (ANDed), as in `search --where`; with --color-by folder, only matching "
+                   "chunks are drawn.")
+@click.option("--method", type=click.Choice(["pca", "umap"]), default="pca", show_default=True,
+              help="2-D projection: pca, or umap (needs umap-learn: pip install umap-learn).")
+@click.option("--max-points", type=click.IntRange(min=1), default=50_000, show_default=True,
+              help="Past this many chunks, draw a seeded random sample of this many.")
+@json_option
+@handle_errors
+def map_(index_dir, out, color_by, where, method, max_points, as_json):
+    """Draw every chunk of an index in 2-D, coloured by folder or by a --where condition."""
+    from .corpus_map import draw_map
+    from .index import Index
+
+    summary = draw_map(Index(index_dir), out, color_by=color_by, where=list(where) or None, method=method,
+                       max_points=max_points)
+    if summary.sampled:
+        stderr.print(f"searchkit: note: drew a seeded random sample of {summary.points:,} of {summary.chunks:,} "
+                     "chunks (--max-points)", highlight=False, markup=False)
+    if as_json:
+        emit_json(summary.to_dict())
+        return
+    groups = ", ".join(f"{g.name} {g.count:,} (e.g. {g.label})" for g in summary.groups)
+    stdout.print(f"{summary.points:,} chunks drawn by {summary.method.upper()} -> {summary.out}; {groups}",
+                 highlight=False, markup=False)
 
 
 @main.command()

@@ -16,12 +16,19 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from .cpu_memory import keep_freed_memory
 from .dtype_speed import cpu_model
 from .errors import BadInput, ModelLoadError, bad_value
 from .hashing import sha256_files
+from .matryoshka import check_dim, matryoshka_dims
+from .models import int8 as int8_ops
 from .models import load_model, read_config, weight_files
 from .models._common import linear_path
+from .pooling import JOIN, POOLINGS, default_pooling, pool_modes, read_pooling_config  # noqa: F401
+from .pooling import pool as pool_states
+from .prompts import Prompts
 from .resolve import DEFAULT_MODEL, resolve_model
+from .tokenizer_files import padding_side, with_configured_eos
 
 DTYPES = {
     "fp32": torch.float32,
@@ -34,7 +41,6 @@ DTYPES = {
 DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 INT8 = "int8"  # fp32 model, int8 projections (models/int8.py); CPU only
 FASTEST = "fastest"  # the CPU dtype measured fastest here (dtype_speed.py); fp16 on CUDA
-POOLINGS = ("mean", "cls")
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -122,14 +128,6 @@ def max_length_of(model_dir: Path, cfg: dict) -> int:
     return int(limit)
 
 
-def default_pooling(model_dir: Path) -> str:
-    """The pooling a sentence-transformers folder declares (1_Pooling/config.json), else mean."""
-    cfg = _read_json(model_dir / "1_Pooling" / "config.json")
-    if cfg.get("pooling_mode_cls_token"):
-        return "cls"
-    return "mean"
-
-
 def load_tokenizer(model_dir: Path) -> Tokenizer:
     """tokenizer.json with its fixed padding and truncation switched off (we pad per batch)."""
     path = model_dir / "tokenizer.json"
@@ -206,12 +204,25 @@ class Encoder:
         layer: int | None = None,
         max_length: int | None = None,
         batch_tokens: int = 2048,  # measured best on a 2-core AVX-512 CPU (bench/encoder_speed.py)
+        query_prompt: str | None = None,
+        document_prompt: str | None = None,
+        include_prompt: bool | None = None,
+        dim: int | None = None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
     ):
+        """`query_prompt`, `document_prompt`: replace the model's own (prompts.py; "" for
+        none); `prompt_name` or `prompt`: what `encode` applies when called without one, in
+        place of the model's default prompt; `include_prompt`: whether prompt tokens are
+        pooled (default: the model's pooling config); `dim`: keep the first `dim` values of
+        each vector, renormalised (Matryoshka; matryoshka.py)."""
         self.path = resolve_model(model)
         # A folder is recorded by its absolute path, so the index finds it from anywhere.
         is_folder = model is not None and Path(str(model)).expanduser().exists()
         self.name = str(self.path) if is_folder else str(model or DEFAULT_MODEL)
         self.device = pick_device(device)
+        if self.device.type == "cpu":
+            keep_freed_memory()  # reuse freed pages across ops (cpu_memory.py)
         if isinstance(dtype, str) and dtype.lower() == FASTEST and self.device.type == "cpu":
             from .dtype_speed import fastest, measured
 
@@ -219,27 +230,54 @@ class Encoder:
         self.dtype = pick_dtype(dtype, self.device)
         self.int8 = isinstance(dtype, str) and dtype.lower() == INT8
         self.config = read_config(self.path)
-        self.pooling = (pooling or default_pooling(self.path)).lower()
-        if self.pooling not in POOLINGS:
-            raise bad_value("pooling", pooling, f"expected one of {', '.join(POOLINGS)}")
+        self.pool_modes = pool_modes(pooling or default_pooling(self.path))  # BadInput naming an unknown one
+        self.pooling = JOIN.join(self.pool_modes)
+        pool_config = read_pooling_config(self.path)
+        self.include_prompt = pool_config.include_prompt if include_prompt is None else bool(include_prompt)
+        self.prompts = Prompts.read(self.path).overridden(query_prompt, document_prompt, prompt_name, prompt)
         self.normalize = normalize
         self.batch_tokens = int(batch_tokens)
-        self.model = load_model(self.path, self.device, self.dtype, int8=self.int8)
+        calibration = self._int8_calibration() if self.int8 else None
+        self.model = load_model(self.path, self.device, self.dtype, int8=self.int8, calibration=calibration)
         n = self.model.num_hidden_states
         self.layer = self.model.default_layer if layer is None else int(layer)
         if not -n <= self.layer < n:
             raise bad_value("layer", layer, f"this model has hidden states 0..{n - 1}")
         self.max_length = min(max_length or max_length_of(self.path, self.config), self.model.max_positions)
-        self.tokenizer = load_tokenizer(self.path)  # no truncation: chunking needs every token
-        self._truncating = load_tokenizer(self.path)
+        # EOS appended when tokenizer_config.json asks (decoder embedders pool it).
+        self.tokenizer = with_configured_eos(load_tokenizer(self.path), self.path)  # no truncation: chunking needs every token
+        self._truncating = with_configured_eos(load_tokenizer(self.path), self.path)
         self._truncating.enable_truncation(self.max_length)
         self.pad_id = self._pad_id()
+        self.padding_side = padding_side(self.path)  # "left" for Qwen3-Embedding, as its tokenizer pads
+        self.truncate_dim = None if dim is None else check_dim(dim, self.full_dim, self.matryoshka_dims)
 
     # -- facts about the encoder ---------------------------------------------------------
 
     @property
+    def full_dim(self) -> int:
+        """The pooled vector's length before any Matryoshka truncation."""
+        return int(self.model.config.hidden_size) * len(self.pool_modes)
+
+    @property
     def dim(self) -> int:
-        return int(self.model.config.hidden_size)
+        """The length of the vectors `encode` returns."""
+        return self.truncate_dim or self.full_dim
+
+    @cached_property
+    def matryoshka_dims(self) -> list[int]:
+        """The truncated dimensions the model card lists ([] if none)."""
+        return matryoshka_dims(self.path)
+
+    @property
+    def query_prompt(self) -> str:
+        """What `encode_queries` prepends ("" for nothing)."""
+        return self.prompts.query
+
+    @property
+    def document_prompt(self) -> str:
+        """What `encode_documents` prepends ("" for nothing)."""
+        return self.prompts.document
 
     @property
     def model_type(self) -> str:
@@ -256,8 +294,10 @@ class Encoder:
 
     @property
     def max_content_tokens(self) -> int:
-        """How many of a text's own tokens fit in one input: the chunk size ceiling."""
-        return self.max_length - self.special_tokens
+        """How many of a text's own tokens fit in one input after the document prompt: the
+        chunk size ceiling."""
+        prompt = len(self.tokenizer.encode(self.document_prompt, add_special_tokens=False).ids)
+        return self.max_length - self.special_tokens - prompt
 
     @cached_property
     def weights_sha256(self) -> str:
@@ -275,7 +315,21 @@ class Encoder:
             "layer": self.layer,
             "max_length": self.max_length,
             "dtype": self.dtype_name,
+            "query_prompt": self.query_prompt or None,
+            "document_prompt": self.document_prompt or None,
+            "include_prompt": self.include_prompt,
+            "truncate_dim": self.truncate_dim,
         }
+
+    def _int8_calibration(self, tokens: int = 128) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids of fixed prose (models/int8.py) for finding each projection's loud input
+        channels: rows of one length, so no padding takes part."""
+        tok = with_configured_eos(load_tokenizer(self.path), self.path)
+        tok.enable_truncation(min(tokens, max_length_of(self.path, self.config)))
+        rows = [e.ids for e in tok.encode_batch(int8_ops.calibration_texts())]
+        T = min(len(r) for r in rows)
+        ids = torch.tensor([r[:T] for r in rows])
+        return ids, torch.ones_like(ids)
 
     def _pad_id(self) -> int:
         pad = self.config.get("pad_token_id")
@@ -301,13 +355,17 @@ class Encoder:
         return out
 
     def _pad(self, ids: list[list[int]], order: np.ndarray) -> Batch:
+        """The rows `order` of `ids`, padded on the tokenizer's side (`padding_side`). Our
+        models count positions from the mask, so the side changes no vector; it matters
+        for running a reference model on the same batch."""
         rows = [ids[i] or [self.pad_id] for i in order]
         T = max(len(r) for r in rows)
         input_ids = torch.full((len(rows), T), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), T), dtype=torch.long)
         for b, row in enumerate(rows):
-            input_ids[b, : len(row)] = torch.tensor(row)
-            mask[b, : len(row)] = 1
+            span = slice(T - len(row), T) if self.padding_side == "left" else slice(0, len(row))
+            input_ids[b, span] = torch.tensor(row)
+            mask[b, span] = 1
         return Batch(order, input_ids, mask)
 
     # -- the forward pass -----------------------------------------------------------------
@@ -319,28 +377,41 @@ class Encoder:
                 batch.input_ids.to(self.device), batch.attention_mask.to(self.device), upto=upto
             )
 
-    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """(B, T, C) -> (B, C) in fp32; the mean counts real tokens only."""
-        hidden = hidden.float()
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            mask = attention_mask.to(hidden.device, hidden.dtype).unsqueeze(-1)  # (B, T, 1)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor, prompt_tokens: int = 0) -> torch.Tensor:
+        """(B, T, C) -> (B, dim) in fp32: the pooling modes' table (pooling.py) over real
+        tokens only, cut to `dim` (Matryoshka), then L2-normalised. `prompt_tokens`: leading
+        tokens left out of the pool (`prompt_pool_tokens`)."""
+        pooled = pool_states(hidden.float(), attention_mask, self.pool_modes, prompt_tokens)
+        if self.truncate_dim is not None:
+            pooled = pooled[:, : self.truncate_dim]
         if self.normalize:
             pooled = torch.nn.functional.normalize(pooled, dim=-1)
         return pooled
 
-    def _embed(self, batch: Batch) -> torch.Tensor:
+    @cached_property
+    def _special_ids(self) -> frozenset[int]:
+        return frozenset(i for i, tok in self._truncating.get_added_tokens_decoder().items() if tok.special)
+
+    def prompt_pool_tokens(self, prompt: str) -> int:
+        """How many leading tokens `pool` leaves out for `prompt`: 0 when the model pools
+        its prompt (`include_prompt`, the default). Else, as sentence-transformers counts
+        them, the prompt's tokens alone with the tokenizer's leading special token ([CLS])
+        and without a trailing one ([SEP], EOS)."""
+        if self.include_prompt or not prompt:
+            return 0
+        ids = self.tokenize([prompt])[0]
+        return len(ids) - int(bool(ids) and ids[-1] in self._special_ids)
+
+    def _embed(self, batch: Batch, prompt_tokens: int = 0) -> torch.Tensor:
         n = self.model.num_hidden_states
         layer = self.layer % n
         hidden = self.hidden_states(batch, upto=layer)[layer]
-        return self.pool(hidden, batch.attention_mask)
+        return self.pool(hidden, batch.attention_mask, prompt_tokens)
 
-    def _embed_splitting(self, batch: Batch) -> list[tuple[np.ndarray, torch.Tensor]]:
+    def _embed_splitting(self, batch: Batch, prompt_tokens: int = 0) -> list[tuple[np.ndarray, torch.Tensor]]:
         """Embed a batch; when it runs out of memory, halve it and try again."""
         try:
-            return [(batch.order, self._embed(batch))]
+            return [(batch.order, self._embed(batch, prompt_tokens))]
         except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
             if isinstance(exc, RuntimeError) and "memory" not in str(exc).lower():
                 raise
@@ -353,8 +424,9 @@ class Encoder:
             for sl in (slice(0, half), slice(half, None)):
                 sub = Batch(batch.order[sl], batch.input_ids[sl], batch.attention_mask[sl])
                 T = int(sub.attention_mask.sum(1).max())
-                sub = Batch(sub.order, sub.input_ids[:, :T], sub.attention_mask[:, :T])
-                parts += self._embed_splitting(sub)
+                keep = slice(-T, None) if self.padding_side == "left" else slice(0, T)  # drop padding only
+                sub = Batch(sub.order, sub.input_ids[:, keep], sub.attention_mask[:, keep])
+                parts += self._embed_splitting(sub, prompt_tokens)
             return parts
 
     def encode(
@@ -363,20 +435,33 @@ class Encoder:
         progress: Callable[[int], None] | None = None,
         *,
         what: str = "text",
+        prompt_name: str | None = None,
+        prompt: str | None = None,
     ) -> np.ndarray:
         """Vectors for `texts` as float32 (n, dim), L2-normalised unless normalize=False.
 
         `progress(n)` is called after each batch with the number of texts it held. A text
         that is not valid UTF-8 (a lone surrogate, as Python decodes undecodable bytes of a
         command line) raises BadInput calling it `what` ("text", "query"); nothing is altered.
+
+        `prompt` is prepended to every text (its tokens count toward max_length); or
+        `prompt_name` picks one of the model's prompts; with neither, the model's default
+        prompt applies if it names one (as sentence-transformers' `encode`). For a search
+        use `encode_queries` and `encode_documents`, which pick the roles' prompts.
+
+        >>> enc.encode(["how to open a file"], prompt_name="query").shape
+        (1, 384)
         """
         if isinstance(texts, str):
             raise BadInput("encode() takes a list of texts, not one string")
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        prompt = self.prompts.resolve(prompt_name, prompt)
         if not len(texts):
             return out
-        for batch in self.batches(self.tokenize(texts, what)):
-            for order, vectors in self._embed_splitting(batch):
+        texts = check_texts(texts, what)  # named as given, before the prompt goes in front
+        prompt_tokens = self.prompt_pool_tokens(prompt)
+        for batch in self.batches(self.tokenize([prompt + t for t in texts] if prompt else texts, what)):
+            for order, vectors in self._embed_splitting(batch, prompt_tokens):
                 out[order] = vectors.cpu().numpy()
             if progress is not None:
                 progress(len(batch.order))
@@ -385,6 +470,21 @@ class Encoder:
     def encode_one(self, text: str) -> np.ndarray:
         """One text's vector, (dim,)."""
         return self.encode([text])[0]
+
+    def encode_queries(self, texts: Sequence[str], progress: Callable[[int], None] | None = None, *,
+                       what: str = "query") -> np.ndarray:
+        """`encode` with the query prompt (`query_prompt`; none if the model has none).
+
+        >>> enc.encode_queries(["how to open a file"]).shape
+        (1, 384)
+        """
+        return self.encode(texts, progress, what=what, prompt=self.query_prompt)
+
+    def encode_documents(self, texts: Sequence[str], progress: Callable[[int], None] | None = None, *,
+                         what: str = "text") -> np.ndarray:
+        """`encode` with the document prompt (`document_prompt`; none if the model has none):
+        what an ingest embeds chunks with."""
+        return self.encode(texts, progress, what=what, prompt=self.document_prompt)
 
 
 def load_encoder(model: str | Path | None = None, **kwargs) -> Encoder:

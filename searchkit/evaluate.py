@@ -301,6 +301,9 @@ def evaluate(
     limit_queries: int | None = None,
     encoder=None,
     progress=None,
+    dim: int | None = None,
+    query_prompt: str | None = None,
+    document_prompt: str | None = None,
 ) -> EvalReport:
     """Ingest a BEIR corpus (one document per record, title and text embedded together) into
     `index_dir` (a temporary index when None; an existing one must hold nothing but this
@@ -309,7 +312,9 @@ def evaluate(
 
     `chunking="whole"` embeds each record as one input truncated at the model's maximum
     length (the sentence-transformers/BEIR protocol); "chunks" uses searchkit's token
-    windows and scores each document by its best chunk.
+    windows and scores each document by its best chunk. Queries are embedded with the
+    model's query prompt and records with its document prompt (or `query_prompt`,
+    `document_prompt`); `dim` truncates the vectors (Matryoshka).
 
         >>> evaluate("scifact/", modes=["dense", "lexical", "hybrid"]).results["hybrid"]
         {'ndcg@10': ..., 'recall@100': ..., 'mrr@10': ..., 'query_seconds': ...}
@@ -322,7 +327,8 @@ def evaluate(
         raise BadInput(f"{ds.folder}: no judged query has a relevant document in the corpus read")
     with tempfile.TemporaryDirectory(prefix="searchkit-eval-") as tmp:
         folder = Path(index_dir).expanduser() if index_dir is not None else Path(tmp) / "index"
-        index = Index(folder, model=model, device=device, dtype=dtype, chunking=chunking, encoder=encoder)
+        index = Index(folder, model=model, device=device, dtype=dtype, chunking=chunking, encoder=encoder, dim=dim,
+                      query_prompt=query_prompt, document_prompt=document_prompt)
         try:
             return _run(index, ds, modes, chunking, split, index_dir is not None, progress)
         finally:

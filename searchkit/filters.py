@@ -7,8 +7,10 @@ One condition per string (the CLI's repeatable `--where`); several conditions ar
                            `./`, `../`) is matched against the whole absolute path; any other
                            pattern against the path's end at a folder boundary, so `*.md`
                            is every Markdown file and `docs/*.md` those under a `docs` folder.
-    type:EXT[,EXT...]      the file type by suffix: txt, md (also .markdown), rst, html (also
-                           .htm), jsonl. Several types separated by commas match any of them.
+    type:NAME[,NAME...]    the file type, a name of filetypes.py's table (txt, md, rst, html,
+                           jsonl, pdf, py, js, yaml, csv, text: files without a suffix, ...)
+                           or any suffix of one (`markdown`, `yml`, `htm`). Several types
+                           separated by commas match any of them.
     mtime>DATE             the file's modification time; also >=, <, <=. DATE is ISO 8601
                            (2024-01-01, 2024-01-01T12:30, optionally with a UTC offset; local
                            time when none) or seconds since the epoch.
@@ -42,10 +44,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .errors import BadInput, bad_value
+from .filetypes import suffixes_of, type_names
 
 __all__ = ["Condition", "Where", "compile_where", "parse_where", "glob_escape", "WHERE_HELP"]
 
-WHERE_HELP = "path:GLOB, type:EXT, mtime>DATE, mtime<DATE or field.NAME=VALUE"
+WHERE_HELP = "path:GLOB, type:NAME, mtime>DATE, mtime<DATE or field.NAME=VALUE"
 
 # Operators longest first, so ">=" is not read as ">" followed by "=value".
 _OPS = ("<=", ">=", "!=", "=", "<", ">")
@@ -55,15 +58,6 @@ _SQL_OPS = {"=": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 _OP_CHARS = frozenset("=<>!")
 _MEANT = {frozenset(k): v for k, v in
           (("=", "="), (">=", ">="), ("<=", "<="), ("!=", "!="), ("<>", "!="), (">", ">"), ("<", "<"))}
-_TYPES = {
-    "txt": (".txt",),
-    "md": (".md", ".markdown"),
-    "markdown": (".md", ".markdown"),
-    "rst": (".rst",),
-    "html": (".html", ".htm"),
-    "htm": (".html", ".htm"),
-    "jsonl": (".jsonl",),
-}
 _FIELD_NAME = re.compile(r"[\w\-.]+")
 _CONDITION = re.compile(r"^\s*(path|type)\s*:(.*)$|^\s*(mtime|field\.[^\s<>=!:]+)\s*(<=|>=|!=|=|<|>)(.*)$", re.S)
 
@@ -167,9 +161,10 @@ def _check(key: str, op: str, value, text: str, from_text: bool) -> Condition:
         suffixes: list[str] = []
         for name in names:
             name = str(name).strip().lower().lstrip(".")
-            if name not in _TYPES:
-                raise _bad(text, f"unknown type {name!r} (searchkit reads {', '.join(sorted(set(_TYPES) - {'markdown', 'htm'}))})")
-            suffixes += [s for s in _TYPES[name] if s not in suffixes]
+            found = suffixes_of(name)
+            if found is None:
+                raise _bad(text, f"unknown type {name!r} (searchkit reads {', '.join(type_names())})")
+            suffixes += [s for s in found if s not in suffixes]
         return Condition(key, op, tuple(suffixes), text)
     if key == "mtime":
         if op in ("=", "!="):

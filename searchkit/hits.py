@@ -15,6 +15,12 @@ MAX_K = 1_000_000  # hits per query: past that it is a typo, and SQLite's LIMIT 
 class Hit:
     """One search result; `text == document_text[start:end]`.
 
+    `page`: the PDF page the chunk starts on (1-based), None for files without pages.
+    `line_start`, `line_end`: the file lines the chunk spans (1-based, inclusive), for
+    plain text, source code, Markdown and rst files and JSONL records (a record's line);
+    None for text extracted from HTML or PDF, and in indexes built before searchkit
+    recorded them.
+
     `score` depends on the search mode: the cosine similarity (dense), the BM25 score
     (lexical; higher is better, not bounded) or the reciprocal-rank-fusion score (hybrid:
     the sum over the dense and lexical lists of 1 / (60 + rank)).
@@ -29,6 +35,9 @@ class Hit:
     end: int
     document: str = ""  # record key inside the file ('' for whole-file documents)
     title: str = ""
+    page: int | None = None
+    line_start: int | None = None
+    line_end: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,6 +78,6 @@ def to_hits(rows: dict, lists: list[list[tuple[int, float]]]) -> list[list[Hit]]
             row = rows.get(chunk_id)
             if row is not None:
                 hits.append(Hit(len(hits) + 1, float(score), row.path, row.chunk_id, row.text, row.start, row.end,
-                                row.key, row.title))
+                                row.key, row.title, row.page, row.line_start, row.line_end))
         results.append(hits)
     return results

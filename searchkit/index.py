@@ -28,6 +28,7 @@ from .ray_ingest import RayOptions, import_ray
 from .ray_ingest import connected as ray_connected
 from .ray_ingest import pipeline as ray_pipeline
 from .retrieval import check_mode, check_queries, fts_query, hybrid_depth, rrf
+from .selection import Selection
 from .settings import CHUNKINGS, IndexOptions, IndexSettings
 from .store.catalog import Catalog
 from .store.commit import segment_rows
@@ -56,7 +57,7 @@ class Index:
     def __init__(self, folder: str | Path, *, encoder: Encoder | None = None, options: IndexOptions | None = None,
                  **kwargs):
         """`kwargs`: the fields of `IndexOptions` (model, device, dtype, pooling, layer,
-        chunk_tokens, chunk_overlap, chunking, index_type, index_params), or `options`."""
+        query_prompt, document_prompt, dim, chunk_tokens, chunk_overlap, chunking, index_type, index_params), or `options`."""
         self.folder = Path(folder).expanduser()
         self.options = options or IndexOptions(**kwargs)
         self._encoder = encoder
@@ -178,7 +179,7 @@ class Index:
         flt = compile_where(where)
         with self._lock:
             self._follow_swap()
-        vectors = self.encoder.encode(queries, what="query") if mode != "lexical" else None
+        vectors = self.encoder.encode_queries(queries) if mode != "lexical" else None
         depth = hybrid_depth(k) if mode == "hybrid" else int(k)
         with self._lock:
             allowed = self._allowed(flt)
@@ -283,6 +284,10 @@ class Index:
         ray_address: str = "local",
         workers: int | None = None,
         gpus_per_worker: float = 0.0,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        ignore_files: bool = True,
+        hidden: bool = False,
     ) -> IngestSummary:
         """Bring the index in step with the files under `paths`: embed new and changed
         files, drop the chunks of files that are gone (or now empty, binary or too large),
@@ -299,6 +304,14 @@ class Index:
         `workers` embedding actors of `gpus_per_worker` GPUs each. The result is the local
         ingest's: the same chunk ids, chunks and vectors.
 
+        Which files below `paths` are taken is this run's choice (selection.py): `.gitignore`
+        and `.ignore` files are followed unless `ignore_files=False`; dot-names are skipped
+        unless `hidden=True`; `exclude` and `include` are gitignore-style globs relative to
+        each path. A file left out is listed as skipped with its reason, and loses the
+        chunks an earlier run gave it (as a file gone would).
+
+        >>> index.ingest(["repo/"], exclude=["tests/"], include=["*.py", "*.md"])
+
         >>> index.ingest(["docsB"], prune=True).files_removed  # docsA was renamed docsB
         """
         if isinstance(paths, (str, Path)):
@@ -307,6 +320,7 @@ class Index:
         if not paths and not prune:
             raise BadInput("nothing to ingest: give at least one file or folder")
         check_paths(paths, lambda: self.catalog.files() if self.exists else {})  # before any write
+        selection = Selection(include=include, exclude=exclude, ignore_files=ignore_files, hidden=hidden)
         if engine not in ("local", "ray"):
             raise bad_value("engine", engine, "expected 'local' or 'ray'")
         on_ray = RayOptions(ray_address, workers, gpus_per_worker) if engine == "ray" else None
@@ -320,8 +334,9 @@ class Index:
                 return self._rebuild(paths, progress=progress, prune=prune, commit_seconds=commit_seconds,
                                      commit_chunks=commit_chunks, embed_chunks=embed_chunks,
                                      max_file_bytes=max_file_bytes, engine=engine, ray_address=ray_address,
-                                     workers=workers, gpus_per_worker=gpus_per_worker)
-            return self._ingest(paths, progress, prune, limits, on_ray)
+                                     workers=workers, gpus_per_worker=gpus_per_worker, include=include,
+                                     exclude=exclude, ignore_files=ignore_files, hidden=hidden)
+            return self._ingest(paths, progress, prune, limits, on_ray, selection)
         except OSError as exc:  # writing the folder (reading files is ingest.prepare's to skip)
             raise folder_error(self.folder, exc) from None
         finally:
@@ -329,7 +344,7 @@ class Index:
                 remove_folder(self.folder)
 
     def _ingest(self, paths: list, progress: ProgressFn | None, prune: bool, limits: Limits,
-                on_ray: RayOptions | None) -> IngestSummary:
+                on_ray: RayOptions | None, selection: Selection | None = None) -> IngestSummary:
         encoder = self.encoder  # loads the model, raises ModelMismatch: before any write
         new = None
         if self.exists:
@@ -339,12 +354,13 @@ class Index:
             new = self._new_settings(encoder)
         with contextlib.ExitStack() as stack:
             if on_ray is None:
-                stages = local_pipeline(encoder.tokenizer, encoder.encode, limits)
+                stages = local_pipeline(encoder.tokenizer, encoder.encode_documents, limits)
             else:
                 ray = stack.enter_context(ray_connected(on_ray))
                 stages = ray_pipeline(ray, on_ray, encoder, limits.max_file_bytes)
             writer = stack.enter_context(self.writer(new=new))
-            return run(writer, paths, stages, limits, prune=prune, ignore=self._is_own_file, progress=progress)
+            return run(writer, paths, stages, limits, prune=prune, ignore=self._is_own_file, progress=progress,
+                       selection=selection)
 
     def _new_settings(self, encoder: Encoder) -> IndexSettings:
         choice = self.options.index_type or "auto"

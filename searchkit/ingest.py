@@ -16,10 +16,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .chunking import chunk_texts, whole_chunks
+from .chunking import Chunk, chunk_texts, whole_chunks
 from .errors import BadInput
+from .filetypes import suffix_of, type_of
 from .hashing import sha256_file
-from .readers import SkipFile, printable, read_file, walk_found
+from .positions import locate
+from .readers import Document, SkipFile, printable, read_file, walk_found
+from .selection import SELECTION_REASONS, Selection
 
 if TYPE_CHECKING:
     from .index_writer import CommitCounts, IndexWriter
@@ -28,11 +31,14 @@ if TYPE_CHECKING:
 # Skip reasons that say what a file's content now is: a file that had chunks and is now
 # one of these has changed, so its old chunks go. The other reasons (permission denied,
 # unreadable, a duplicate route to it) say nothing of its content: its chunks stay.
-CONTENT_REASONS = ("empty", "binary", "invalid UTF-8", "over size limit", "no text", "not a regular file")
+CONTENT_REASONS = ("empty", "binary", "invalid UTF-8", "over size limit", "no text", "not a regular file",
+                   "encrypted PDF", "broken PDF")
 
 
 def content_reason(reason: str) -> bool:
-    return reason.startswith(CONTENT_REASONS)
+    """A skip that drops the file's old chunks: its content is no longer readable text, or
+    this run's selection leaves it out (hidden, ignored, excluded: like a file gone)."""
+    return reason.startswith(CONTENT_REASONS + SELECTION_REASONS)
 
 MAX_FILE_BYTES = 50 * 2**20
 
@@ -67,7 +73,7 @@ class PreparedFile:
     state: FileState
     reader: str
     documents: list[dict]  # {key, title, text, meta}
-    chunks: list[list[dict]]  # per document: {ordinal, start, end, text}
+    chunks: list[list[dict]]  # per document: {ordinal, start, end, text, page, line_start, line_end}
     problems: list[str]
 
     @property
@@ -96,13 +102,16 @@ def scan(
     max_bytes: int = MAX_FILE_BYTES,
     ignore: Callable[[Path], bool] | None = None,
     prune: bool = False,
+    selection: Selection | None = None,
 ) -> Scan:
     """Sort the files under `paths` into new, changed, unchanged and skipped, and find the
     known files under those paths (or found through them) that are gone or are no longer
     readable text. Size and mtime equal means unchanged; otherwise the content hash decides.
     A path that no longer exists is taken as a folder now empty. `ignore(path)`: files not
     to see at all (the index's own, when a folder is indexed into itself). `prune`: also
-    find every known file that is gone from disk, wherever it is.
+    find every known file that is gone from disk, wherever it is. `selection`: which files
+    below the paths to take (selection.py); a known file it leaves out is removed, and a
+    known file inside a folder it leaves out is removed as not seen.
 
     >>> found = scan(["notes/"], catalog.files())
     >>> [s.path.name for s in found.new], [row["path"] for row in found.removed]
@@ -113,7 +122,7 @@ def scan(
     seen_paths: set[str] = set()
     emptied: list[dict] = []
     existing = [p for p in paths if os.path.lexists(Path(p).expanduser())]
-    for path, reason, via in walk_found(existing, max_bytes=max_bytes):
+    for path, reason, via in walk_found(existing, max_bytes=max_bytes, selection=selection):
         if ignore is not None and ignore(path):
             continue
         result.seen += 1
@@ -184,17 +193,36 @@ def prepare(
         docs = [
             {"key": d.key, "title": d.title, "text": d.text, "meta": d.meta} for d in result.documents
         ]
-        texts = [d["text"] for d in docs]
-        chunked = whole_chunks(texts) if max_tokens is None else chunk_texts(texts, tokenizer, max_tokens, overlap)
+        file_type = type_of(state.path)
+        line_oriented = file_type is not None and file_type.lines  # code, config, tables
+        chunked = (whole_chunks([d.text for d in result.documents]) if max_tokens is None
+                   else _chunk_documents(result.documents, tokenizer, max_tokens, overlap, line_oriented))
         chunks = [
-            [{"ordinal": c.ordinal, "start": c.start, "end": c.end, "text": c.text} for c in doc_chunks]
-            for doc_chunks in chunked
+            [{"ordinal": c.ordinal, "start": c.start, "end": c.end, "text": c.text, **where}
+             for c, where in zip(doc_chunks, locate(doc, [(c.start, c.end) for c in doc_chunks]))]
+            for doc, doc_chunks in zip(result.documents, chunked)
         ]
         if not any(chunks) and not result.problems:
             skipped.append((str(state.path), "no text"))
             continue
-        prepared.append(PreparedFile(state, state.path.suffix.lower(), docs, chunks, result.problems))
+        prepared.append(PreparedFile(state, suffix_of(state.path), docs, chunks, result.problems))
     return prepared, skipped
+
+
+def _chunk_documents(documents: Sequence[Document], tokenizer, max_tokens: int, overlap: int,
+                     line_oriented: bool) -> list[list[Chunk]]:
+    """Token windows of each document; a paged document (PDF) is cut page by page, so that
+    every chunk lies on one page and its `page` is exact. Offsets are the document's."""
+    pieces = []  # (document index, start, end): a whole document, or one page of it
+    for i, doc in enumerate(documents):
+        bounds = [*doc.pages, len(doc.text)] if doc.pages else [0, len(doc.text)]
+        pieces += [(i, a, b) for a, b in zip(bounds, bounds[1:])]
+    chunked = chunk_texts([documents[i].text[start:end] for i, start, end in pieces], tokenizer, max_tokens, overlap,
+                          line_oriented=line_oriented)
+    out: list[list[Chunk]] = [[] for _ in documents]
+    for (i, start, _), piece_chunks in zip(pieces, chunked):
+        out[i] += [Chunk(len(out[i]) + n, start + c.start, start + c.end, c.text) for n, c in enumerate(piece_chunks)]
+    return out
 
 
 def embed(prepared: Sequence[PreparedFile], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
@@ -301,14 +329,16 @@ def local_pipeline(tokenizer, encode: Callable[[list[str]], np.ndarray], limits:
 
 def run(writer: IndexWriter, paths: Sequence[str | Path], pipeline: Pipeline, limits: Limits, prune: bool = False,
         ignore: Callable[[Path], bool] | None = None,
-        progress: Callable[[int, int, int], None] | None = None) -> IngestSummary:
+        progress: Callable[[int, int, int], None] | None = None,
+        selection: Selection | None = None) -> IngestSummary:
     """Bring the index `writer` holds in step with the files under `paths`: scan, then the
     new and changed files through `pipeline` (prepare, embed) into the writer, committing
     as `limits` say and at the end, so a crash loses at most the work since the last
-    commit. `ignore` and `prune`: see `scan`. `progress(bytes_done, bytes_total, chunks_done)`."""
+    commit. `ignore`, `prune` and `selection`: see `scan`. `progress(bytes_done, bytes_total, chunks_done)`."""
     started = time.time()
     catalog, settings = writer.catalog, writer.settings()
-    found = scan(paths, catalog.files(), max_bytes=limits.max_file_bytes, ignore=ignore, prune=prune)
+    found = scan(paths, catalog.files(), max_bytes=limits.max_file_bytes, ignore=ignore, prune=prune,
+                 selection=selection)
     summary = IngestSummary(files_seen=found.seen, files_unchanged=found.unchanged)
     summary.skip(found.skipped)
     if found.touched:

@@ -18,7 +18,7 @@ import torch
 
 from .encoder import Encoder
 from .errors import BadInput, MissingDependency
-from .models._common import linear_path
+from .models._common import linear_path, positions_from_mask
 
 # Texts of mixed lengths, so that padding is in play; the last one is longer than
 # ModernBERT's 128-token local window.
@@ -79,6 +79,9 @@ class ParityReport:
     pooled_max_abs: float = 0.0
     tolerance: dict = field(default_factory=dict)
     passed: bool = False
+    # the final vectors against sentence-transformers' own pipeline (st_pipeline.py), when asked
+    pipeline: list = field(default_factory=list)  # PipelineDiff per role (query, document)
+    pipeline_note: str | None = None  # why that comparison did not run
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,6 +101,21 @@ def load_reference(model_dir: Path):
     return model.eval()
 
 
+def reference_inputs(encoder: Encoder, batch) -> dict:
+    """The keyword arguments that run the reference on `batch` as our model runs it.
+
+    Under left padding (Qwen3-Embedding's tokenizer pads on the left) transformers' default
+    position ids, 0..T-1 along the row, shift a text's positions by its padding; ours count
+    real tokens only. With RoPE that shift is rounding noise (4e-5 in the tiny Qwen3's last
+    layer), with learned positions a wrong answer; so the reference gets our position ids,
+    offset as the model's own (RoBERTa's start past padding_idx)."""
+    kwargs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+    if not bool(batch.attention_mask[:, 0].all()):  # some row starts with padding
+        offset = getattr(encoder.model.config, "position_offset", 0)
+        kwargs["position_ids"] = positions_from_mask(batch.attention_mask) + offset
+    return kwargs
+
+
 def hidden_state_names(n: int) -> list[str]:
     return ["embeddings"] + [f"layer {i}" for i in range(n - 1)]
 
@@ -114,8 +132,12 @@ def compare(
     encoder: Encoder,
     texts: Sequence[str] | None = None,
     reference=None,
+    pipeline: bool = False,
 ) -> ParityReport:
-    """Compare every hidden state and the pooled vectors of `encoder` with `transformers`.
+    """Compare every hidden state and the pooled vectors of `encoder` with `transformers`;
+    `pipeline=True` also holds the final query and document vectors (prompts, pooling,
+    truncation, normalisation) to sentence-transformers' `encode` where it can
+    (st_pipeline.py; else `pipeline_note` says why not).
 
     >>> report = compare(load_encoder("all-MiniLM-L6-v2"))
     >>> report.passed, report.layers[-1].max_abs
@@ -134,8 +156,7 @@ def compare(
     batch = encoder._pad(ids, np.arange(len(ids)))
     ours = encoder.hidden_states(batch)
     with torch.inference_mode():
-        kwargs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
-        out = reference(**kwargs, output_hidden_states=True)
+        out = reference(**reference_inputs(encoder, batch), output_hidden_states=True)
     refs = list(out.hidden_states)
     if len(refs) != len(ours):
         raise MissingDependency(
@@ -157,20 +178,27 @@ def compare(
     report.passed = all(
         d.max_abs <= tol["max_abs"] * max(1.0, d.scale) for d in report.layers
     ) and report.pooled_cosine >= tol["pooled_cosine"]
+    if pipeline:
+        from .st_pipeline import compare_pipeline, why_not
+
+        report.pipeline_note = why_not(encoder)
+        if report.pipeline_note is None:
+            report.pipeline = compare_pipeline(encoder, texts)
+            report.passed &= all(d.cosine >= tol["pooled_cosine"] for d in report.pipeline)
     return report
 
 
-def reference_vectors(encoder: Encoder, reference, texts: Sequence[str]) -> np.ndarray:
+def reference_vectors(encoder: Encoder, reference, texts: Sequence[str], prompt: str = "") -> np.ndarray:
     """What `transformers` gives for `texts` through the encoder's own tokenization,
-    pooling and normalisation: the vectors ours must equal. float32 (n, dim)."""
+    pooling and normalisation: the vectors ours must equal. float32 (n, dim). `prompt`:
+    prepended to each text as `Encoder.encode` does (e.g. `encoder.query_prompt`)."""
     out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
-    for batch in encoder.batches(encoder.tokenize(texts)):
+    prompt_tokens = encoder.prompt_pool_tokens(prompt)
+    for batch in encoder.batches(encoder.tokenize([prompt + t for t in texts])):
         with torch.inference_mode():
-            hidden = reference(
-                input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True
-            ).hidden_states
+            hidden = reference(**reference_inputs(encoder, batch), output_hidden_states=True).hidden_states
         layer = encoder.layer % len(hidden)
-        out[batch.order] = encoder.pool(hidden[layer], batch.attention_mask).numpy()
+        out[batch.order] = encoder.pool(hidden[layer], batch.attention_mask, prompt_tokens).numpy()
     return out
 
 

@@ -191,7 +191,7 @@ class EmbedFiles:
             chunks = [c["text"] for doc in json.loads(prepared_json)["chunks"] for c in doc] if prepared_json else []
             texts += chunks
             counts.append(len(chunks))
-        vectors = self.encoder.encode(texts) if texts else np.zeros((0, self.encoder.dim), np.float32)
+        vectors = self.encoder.encode_documents(texts) if texts else np.zeros((0, self.encoder.dim), np.float32)
         parts = np.split(vectors, np.cumsum(counts)[:-1]) if counts else []
         return {**batch, "vectors": np.array([np.ascontiguousarray(p, np.float32).tobytes() for p in parts],
                                              dtype=object)}
@@ -242,7 +242,9 @@ def pipeline(ray, options: RayOptions, encoder, max_bytes: int):
         encoder_args = {"model": encoder.name, "device": "cuda" if options.gpus_per_worker else "cpu",
                         "dtype": encoder.dtype_name if not options.gpus_per_worker else "auto",
                         "pooling": encoder.pooling, "layer": encoder.layer, "normalize": encoder.normalize,
-                        "max_length": encoder.max_length}
+                        "max_length": encoder.max_length, "query_prompt": encoder.query_prompt,
+                        "document_prompt": encoder.document_prompt, "include_prompt": encoder.include_prompt,
+                        "dim": encoder.truncate_dim}
         states = [{"state": json.dumps(_state_dict(s))} for s in todo]
         ds = ray.data.from_items(states, override_num_blocks=max(1, min(len(states) // FILES_PER_TASK, 200)))
         ds = ds.map_batches(prepare_files, batch_size=FILES_PER_TASK, num_cpus=prepare_cpus,

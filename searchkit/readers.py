@@ -11,8 +11,9 @@ as batch stages (in-process today, as Ray tasks later):
     ...     if reason is None:
     ...         docs = read_file(path).documents
 
-Readers by suffix: plain text (.txt), Markdown (.md, .markdown), reStructuredText (.rst),
-HTML (.html, .htm) and JSON Lines (.jsonl, one document per record). Text is decoded as
+Which reader a file gets is the table in filetypes.py (plain text and source code, Markdown,
+reStructuredText, HTML, JSON Lines, PDF in pdf.py); which files a walk takes is
+selection.py's (ignore files, --include/--exclude, hidden names). Text is decoded as
 UTF-8 (a BOM is tolerated) and line endings are normalised to "\\n"; every character
 offset elsewhere in searchkit refers to `Document.text`, not to the bytes on disk.
 """
@@ -30,10 +31,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from searchkit.errors import BadInput, SkipFile
+from searchkit.filetypes import suffix_of, type_of
+from searchkit.selection import Rules, Selection
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
-    "SUPPORTED_SUFFIXES",
     "Document",
     "ReadResult",
     "SkipFile",
@@ -50,11 +52,6 @@ __all__ = [
 
 DEFAULT_MAX_BYTES = 10 * 2**20
 
-SUPPORTED_SUFFIXES = frozenset({".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".jsonl"})
-
-# Folders never entered, besides every dot-name (hidden) one.
-JUNK_DIRS = frozenset({"__pycache__", "node_modules", ".git", ".venv", ".hg", ".svn", ".tox"})
-
 # A NUL byte in this much of the head of a file marks it as binary.
 BINARY_PROBE_BYTES = 8192
 
@@ -68,6 +65,9 @@ class Document:
     title: str  # '' when there is none
     text: str  # what gets chunked; all character offsets refer to it
     meta: dict = field(default_factory=dict)  # JSON-serialisable extras (JSONL scalar fields)
+    pages: tuple[int, ...] = ()  # where each page starts in `text` (PDF); () when not paged
+    file_lines: bool = False  # `text`'s lines are the file's lines (plain text, code, Markdown)
+    line: int | None = None  # the one line of the file the document is (a JSONL record)
 
 
 @dataclass
@@ -82,14 +82,16 @@ class ReadResult:
 
 
 def walk(
-    paths: Sequence[str | os.PathLike], max_bytes: int = DEFAULT_MAX_BYTES
+    paths: Sequence[str | os.PathLike], max_bytes: int = DEFAULT_MAX_BYTES, selection: Selection | None = None
 ) -> Iterator[tuple[Path, str | None]]:
     """Yield `(path, None)` for every file to read under `paths`, `(path, reason)` for the rest.
     (`walk_found` also gives the path each was found at, before links were followed.)
 
     Folders are walked depth first with the entries of each sorted by name, so the order is
-    stable; the given paths are taken in the order given. Dot-names and junk folders
-    (`__pycache__`, `node_modules`, ...) below a given path are neither entered nor yielded.
+    stable; the given paths are taken in the order given. `selection` (default: ignore
+    files on, hidden names off; see selection.py) decides which entries below a given path
+    are left out: such a file is yielded with its reason ("hidden", "ignored by
+    .gitignore (build/)", ...), such a folder too, once, without being entered.
     Symlinks are followed; a link back to a folder being walked is reported once as
     "symlink loop", and a file or folder reached a second time by another route is reported
     as a duplicate. Yielded paths are absolute and resolved, the same as `Document.path`
@@ -99,13 +101,13 @@ def walk(
     exist.
 
         >>> [(p.name, r) for p, r in walk(["notes/"])]
-        [('a.md', None), ('b.pdf', 'unsupported type .pdf')]
+        [('.git', 'version control folder'), ('a.md', None), ('b.png', 'unsupported type .png')]
     """
-    return ((path, reason) for path, reason, _ in walk_found(paths, max_bytes))
+    return ((path, reason) for path, reason, _ in walk_found(paths, max_bytes, selection))
 
 
 def walk_found(
-    paths: Sequence[str | os.PathLike], max_bytes: int = DEFAULT_MAX_BYTES
+    paths: Sequence[str | os.PathLike], max_bytes: int = DEFAULT_MAX_BYTES, selection: Selection | None = None
 ) -> Iterator[tuple[Path, str | None, Path]]:
     """`walk`, with a third item: the absolute path the walk met each entry at, before
     symlinks were resolved (`link.md` for a link to `/elsewhere/target.md`).
@@ -120,14 +122,19 @@ def walk_found(
     for root in roots:
         if not os.path.lexists(root):
             raise BadInput(f"{root}: no such file or directory")
-    return _walk_roots(roots, max_bytes)
+    if selection is None:
+        selection = Selection()
+    elif not isinstance(selection, Selection):
+        raise BadInput(f"selection: expected a searchkit.selection.Selection, got {type(selection).__name__}")
+    return _walk_roots(roots, max_bytes, selection)
 
 
-def _walk_roots(roots: list[Path], max_bytes: int) -> Iterator[tuple[Path, str | None, Path]]:
+def _walk_roots(roots: list[Path], max_bytes: int, selection: Selection) -> Iterator[tuple[Path, str | None, Path]]:
     seen_files: dict[tuple[int, int], Path] = {}  # (st_dev, st_ino) -> first path yielded
     seen_dirs: dict[tuple[int, int], Path] = {}  # every folder entered so far
     for root in roots:
-        yield from _walk_one(root, root, (), seen_files, seen_dirs, max_bytes)
+        rules = Rules.for_root(selection, root) if os.path.isdir(root) else None
+        yield from _walk_one(root, root, (), seen_files, seen_dirs, max_bytes, rules, "")
 
 
 def _walk_one(
@@ -137,6 +144,8 @@ def _walk_one(
     seen_files: dict[tuple[int, int], Path],
     seen_dirs: dict[tuple[int, int], Path],
     max_bytes: int,
+    rules: Rules | None,
+    rel: str,  # the entry's path below the given path, "/"-separated ("" for the given path)
 ) -> Iterator[tuple[Path, str | None, Path]]:
     if not is_utf8(os.fspath(path)):
         yield path, "name is not valid UTF-8 (rename it to index it)", via
@@ -158,18 +167,23 @@ def _walk_one(
         seen_dirs[ident] = path = Path(os.path.realpath(path))
         try:
             with os.scandir(path) as it:
-                names = sorted(e.name for e in it)
+                entries = sorted(((e.name, _is_dir(e)) for e in it))
         except PermissionError:
             yield path, "permission denied", via
             return
         except OSError as e:
             yield path, f"unreadable ({e.strerror or e})", via
             return
-        for name in names:
-            if name.startswith(".") or name in JUNK_DIRS:
+        if rules is not None and rel:
+            rules = rules.enter(path, rel)
+        for name, is_dir in entries:
+            child_rel = f"{rel}/{name}" if rel else name
+            reason = rules.reason(child_rel, name, is_dir) if rules is not None else None
+            if reason is not None:  # left out: reported, never entered
+                yield Path(os.path.realpath(path / name)), reason, via / name
                 continue
             yield from _walk_one(
-                path / name, via / name, ancestors + (ident,), seen_files, seen_dirs, max_bytes
+                path / name, via / name, ancestors + (ident,), seen_files, seen_dirs, max_bytes, rules, child_rel
             )
         return
 
@@ -181,6 +195,14 @@ def _walk_one(
         else:
             seen_files[ident] = path
     yield path, reason, via
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    """A folder, or a link to one (what the walk would enter)."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
 
 def is_utf8(name: str) -> bool:
@@ -229,10 +251,9 @@ def _stat_error_reason(path: Path, e: OSError) -> str:
 
 
 def _suffix_reason(path: Path) -> str | None:
-    suffix = path.suffix.lower()
-    if suffix in SUPPORTED_SUFFIXES:
+    if type_of(path) is not None:
         return None
-    return f"unsupported type {suffix}" if suffix else "unsupported type (no suffix)"
+    return f"unsupported type {suffix_of(path)}"
 
 
 def _size_reason(size: int, limit: int) -> str:
@@ -276,6 +297,14 @@ def read_file(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> Re
         raise SkipFile(path, "not a regular file")
     if st.st_size > max_bytes:
         raise SkipFile(path, _size_reason(st.st_size, max_bytes))
+    resolved = path.resolve()
+    reader = type_of(path).reader
+    if reader == "pdf":
+        from searchkit.pdf import read_pdf  # pypdf reads the file itself, a part at a time
+
+        if st.st_size == 0:
+            raise SkipFile(path, "empty")
+        return read_pdf(path, resolved)
     try:
         with open(path, "rb") as f:
             data = f.read(max_bytes + 1)  # the file may have grown since the stat
@@ -287,24 +316,23 @@ def read_file(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> Re
         raise SkipFile(path, _size_reason(len(data), max_bytes))
 
     text = decode(data, path)
-    resolved = path.resolve()
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
+    if reader == "jsonl":
         result = parse_jsonl(text, resolved)
         if not result.documents and not result.problems:
             raise SkipFile(path, "empty")
         return result
-    if suffix in (".html", ".htm"):
-        title, text = html_to_text(text)
-    elif suffix in (".md", ".markdown"):
+    file_lines = True  # the document is the file's text: its lines are the file's
+    if reader == "html":
+        (title, text), file_lines = html_to_text(text), False
+    elif reader == "markdown":
         title = markdown_title(text)
-    elif suffix == ".rst":
+    elif reader == "rst":
         title = rst_title(text)
     else:
         title = ""
     if not text.strip():
         raise SkipFile(path, "empty")
-    return ReadResult([Document(resolved, "", title, text, {})])
+    return ReadResult([Document(resolved, "", title, text, {}, file_lines=file_lines)])
 
 
 def decode(data: bytes, path: str | os.PathLike = "<bytes>") -> str:
@@ -552,6 +580,6 @@ def parse_jsonl(text: str, path: str | os.PathLike) -> ReadResult:
             for k, v in record.items()
             if k not in ("text", "title", "_id") and (v is None or isinstance(v, _SCALARS))
         }
-        documents.append(Document(path, key, title, full, meta))
+        documents.append(Document(path, key, title, full, meta, line=n))
     return ReadResult(documents, problems)
 

@@ -45,6 +45,12 @@ class IndexSettings:
     layer: int | None = _encoder()
     max_length: int | None = _encoder()
     dtype: str | None = _encoder(compared=False)
+    # prompts (prompts.py; None: none, as in indexes from before prompts) and Matryoshka
+    # truncation (None: the full vector; `dim` is then the model's)
+    query_prompt: str | None = _encoder()
+    document_prompt: str | None = _encoder()
+    include_prompt: bool = _encoder(default=True)
+    truncate_dim: int | None = _encoder()
     # chunking (None tokens: "whole")
     chunking: str = "chunks"
     chunk_tokens: int | None = None
@@ -155,7 +161,7 @@ def chunking_for(chunking: str | None, tokens, overlap, most: int) -> dict:
 @dataclass(frozen=True, eq=False)
 class IndexOptions:
     """What an `Index` is opened with. The encoder: None values take the stored model,
-    pooling and layer. A new index: how it chunks (`chunking_for`) and which vector index
+    pooling, layer and dim (and, without a model given, the stored prompts). A new index: how it chunks (`chunking_for`) and which vector index
     it keeps (`index_type`, `index_params`: store/vectors.py). On a built index those must
     be its own values or None (`IndexSettings.check_asked`); only efSearch / nprobe may
     change, and become its defaults at the next commit."""
@@ -165,6 +171,9 @@ class IndexOptions:
     dtype: str | None = "auto"
     pooling: str | None = None
     layer: int | None = None
+    query_prompt: str | None = None  # None: the model's (a built index: its own); "": none
+    document_prompt: str | None = None
+    dim: int | None = None  # Matryoshka truncation; None: a built index's own, else the full vector
     chunk_tokens: int | None = None
     chunk_overlap: int | None = None
     chunking: str | None = None
@@ -193,10 +202,17 @@ class IndexOptions:
                 "chunk_overlap": self.chunk_overlap}
 
     def encoder_args(self, stored: IndexSettings) -> dict:
-        """`Encoder(**args)` for this index: the given model and options, else the stored ones."""
-        return {"model": self.model or stored.model, "device": self.device, "dtype": self.dtype,
+        """`Encoder(**args)` for this index: the given model and options, else the stored ones.
+        Prompts come with the model: a model given brings its own (an index built with other
+        prompts then refuses it by name), the stored model the stored prompts."""
+        args = {"model": self.model or stored.model, "device": self.device, "dtype": self.dtype,
                 "pooling": self.pooling or stored.pooling,
-                "layer": self.layer if self.layer is not None else stored.layer, "normalize": stored.normalize}
+                "layer": self.layer if self.layer is not None else stored.layer, "normalize": stored.normalize,
+                "query_prompt": self.query_prompt, "document_prompt": self.document_prompt,
+                "dim": self.dim if self.dim is not None else stored.truncate_dim}
+        if stored.built and self.model is None:
+            args.update(_stored_prompts(self, stored), include_prompt=stored.include_prompt)
+        return args
 
     def new_settings(self, encoder, vectors_settings: dict, version: str | None) -> IndexSettings:
         """The settings of a new index built with `encoder`; `vectors_settings`: those of its
@@ -206,12 +222,21 @@ class IndexOptions:
 
     def for_rebuild(self, stored: IndexSettings, own_model: bool, home: Path, numbering: dict) -> IndexOptions:
         """The options a --rebuild builds its new index with: without a model given, the
-        stored model, pooling and layer; the stored index type unless another is given; the
+        stored model, pooling, layer, prompts and dim; the stored index type unless another is given; the
         default index parameters, but for those given now."""
         if own_model:
             changes = {"model": stored.model, "pooling": self.pooling or stored.pooling,
-                       "layer": self.layer if self.layer is not None else stored.layer}
+                       "layer": self.layer if self.layer is not None else stored.layer,
+                       "dim": self.dim if self.dim is not None else stored.truncate_dim,
+                       **(_stored_prompts(self, stored) if stored.built else {})}
         else:
             changes = {}
         return dataclasses.replace(self, **changes, index_type=self.index_type or stored.choice, home=home,
                                    numbering=numbering)
+
+
+def _stored_prompts(options: IndexOptions, stored: IndexSettings) -> dict:
+    """The prompts given in `options`, else those `stored` ("" where it has none)."""
+    return {"query_prompt": options.query_prompt if options.query_prompt is not None else stored.query_prompt or "",
+            "document_prompt": options.document_prompt if options.document_prompt is not None
+            else stored.document_prompt or ""}

@@ -162,7 +162,7 @@ def repair(index: Index) -> VerifyReport:
         if lacking:
             rows = catalog.chunks(lacking)
             # re-embedded from the text, never reconstructed (ivfpq's reconstructions are approximate)
-            writer.add_vectors(np.array(lacking, dtype=np.int64), index.encoder.encode([rows[i].text for i in lacking]))
+            writer.add_vectors(np.array(lacking, dtype=np.int64), index.encoder.encode_documents([rows[i].text for i in lacking]))
             repaired.append(f"embedded {len(lacking)} chunks that had no vector")
         writer.next_id = max(max(chunk_ids, default=0) + 1, writer.next_id)
         writer.commit()

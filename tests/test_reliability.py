@@ -410,7 +410,7 @@ def test_python_callers_are_told_the_parameter_they_used(built, small_bert):
         (lambda: open_index(index, chunking="lines"), "chunking='lines': expected chunks or whole"),
         (lambda: open_index(index, model=small_bert, chunk_tokens=32).ingest([built[0]]), "chunk_tokens=32: "),
         (lambda: load_encoder(small_bert, dtype="fp8"), "dtype='fp8': expected"),
-        (lambda: load_encoder(small_bert, pooling="max"), "pooling='max': expected"),
+        (lambda: load_encoder(small_bert, pooling="median"), "pooling='median': expected"),
     ]
     for call, says in cases:
         with pytest.raises(BadInput) as info:

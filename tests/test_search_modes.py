@@ -115,7 +115,7 @@ def test_filter_values_are_bound_not_pasted(built):
 
 @pytest.mark.parametrize(
     "bad,message",
-    [("year=2020", "expected path:GLOB"), ("type:pdf", "unknown type 'pdf'"), ("mtime>soon", "ISO date"),
+    [("year=2020", "expected path:GLOB"), ("type:docx", "unknown type 'docx'"), ("mtime>soon", "ISO date"),
      ("mtime=2020-01-01", "mtime takes"), ("path:", "no value"), ("field.a\"b=1", "field name")],
 )
 def test_bad_where_is_refused_by_name(bad, message):

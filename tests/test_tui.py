@@ -179,7 +179,7 @@ def test_parity_toggle_compares_with_transformers(make_app):
 def test_disagreements_are_marked(make_app, monkeypatch, minilm):
     # A stand-in "HF" vector from another text, so the two rankings must differ.
     other = minilm.encode(["import a module from a package"])
-    monkeypatch.setattr(parity, "reference_vectors", lambda encoder, reference, texts: other)
+    monkeypatch.setattr(parity, "reference_vectors", lambda encoder, reference, texts, prompt="": other)
     app = make_app()
     app.reference = object()  # already "loaded": no transformers needed
 
@@ -275,7 +275,7 @@ def test_stale_results_are_dropped(make_app):
 
 def test_parity_key_works_from_the_query_box(make_app, monkeypatch, minilm):
     vector = minilm.encode(["delete a name binding"])
-    monkeypatch.setattr(parity, "reference_vectors", lambda encoder, reference, texts: vector)
+    monkeypatch.setattr(parity, "reference_vectors", lambda encoder, reference, texts, prompt="": vector)
     app = make_app()
     app.reference = object()  # already "loaded": no transformers needed
 
@@ -310,7 +310,7 @@ def markup_index(tmp_path_factory, minilm) -> Path:
 
 def test_names_and_text_are_shown_as_written_not_as_markup(markup_index, minilm, monkeypatch):
     vector = minilm.encode(["is the server down"])
-    monkeypatch.setattr(parity, "reference_vectors", lambda encoder, reference, texts: vector)
+    monkeypatch.setattr(parity, "reference_vectors", lambda encoder, reference, texts, prompt="": vector)
     app = SearchApp(index=searchkit.open_index(markup_index, encoder=minilm), k=3)
     app.reference = object()
 

@@ -1,13 +1,17 @@
-"""Small randomly initialised ModernBERT and GPT-2 checkpoints, built by `transformers` itself.
+"""Small randomly initialised ModernBERT, GPT-2, XLM-RoBERTa and Qwen3 checkpoints, built by
+`transformers` itself.
 
-No pretrained ModernBERT or GPT-2 weights exist offline, so parity tests build tiny ones
+No pretrained weights of these exist offline, so parity tests build tiny ones
 with transformers' own config and model classes, save them with `save_pretrained`
 (safetensors) and a `tokenizer.json` trained on the spot with `tokenizers` on English text
 that ships with Python (`pydoc_data.topics`). Everything is seeded: the same call writes
 the same files. Each takes well under a second.
 
-    python tests/tiny_models.py /tmp/tiny-modernbert /tmp/tiny-gpt2
+    python tests/tiny_models.py /tmp/tiny-modernbert /tmp/tiny-gpt2 [/tmp/tiny-xlmr /tmp/tiny-qwen3]
     searchkit parity --model /tmp/tiny-modernbert
+
+The XLM-R and Qwen3 folders are sentence-transformers folders too (modules.json, 1_Pooling,
+sentence_bert_config.json), laid out like multilingual-e5 and Qwen3-Embedding.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ SEED = 0
 # ModernBERT's special tokens, as in answerdotai/ModernBERT-base's tokenizer.json.
 MODERNBERT_SPECIALS = ["[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
 GPT2_EOS = "<|endoftext|>"
+# XLM-R's sentencepiece specials in its order (<pad> = 1 = padding_idx); Qwen3's first three.
+XLMR_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+QWEN3_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 # Short, medium and long English texts for tests (the long one runs past 300 tokens).
 TEXTS = [
@@ -54,10 +61,12 @@ def long_text(chars: int = 3000) -> str:
 def _tokenizer_json(kind: str, vocab_size: int) -> str:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+    if kind == "xlm-roberta":
+        return _unigram_tokenizer_json(vocab_size)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    specials = MODERNBERT_SPECIALS if kind == "modernbert" else [GPT2_EOS]
+    specials = {"modernbert": MODERNBERT_SPECIALS, "qwen3": QWEN3_SPECIALS}.get(kind, [GPT2_EOS])
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=specials,
@@ -72,8 +81,36 @@ def _tokenizer_json(kind: str, vocab_size: int) -> str:
             pair="[CLS] $A [SEP] $B [SEP]",
             special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
         )
+    elif kind == "qwen3":  # Qwen3-Embedding's tokenizer.json appends <|endoftext|> to every text
+        eos = tok.token_to_id(QWEN3_SPECIALS[0])
+        tok.post_processor = processors.Sequence([
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(
+                single=f"$A {QWEN3_SPECIALS[0]}", pair=f"$A $B {QWEN3_SPECIALS[0]}",
+                special_tokens=[(QWEN3_SPECIALS[0], eos)],
+            ),
+        ])
     else:  # GPT-2 adds nothing around a text
         tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    return tok.to_str()
+
+
+def _unigram_tokenizer_json(vocab_size: int) -> str:
+    """A sentencepiece-style (Metaspace + Unigram) tokenizer with XLM-R's specials and its
+    `<s> text </s>` template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    tok = Tokenizer(models.Unigram())
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=XLMR_SPECIALS, unk_token="<unk>", show_progress=False
+    )
+    tok.train_from_iterator(corpus().splitlines(), trainer)
+    bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", bos), ("</s>", eos)]
+    )
     return tok.to_str()
 
 
@@ -190,6 +227,117 @@ def put(key: str, value):
     return lambda state: {**state, key: value}
 
 
+def _sentence_transformers_files(folder: Path, dim: int, pooling: str, max_seq_length: int) -> None:
+    """modules.json (Transformer, Pooling, Normalize), 1_Pooling/config.json with `pooling`
+    ("mean", "lasttoken", ...) and sentence_bert_config.json, as sentence-transformers saves them."""
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (folder / "modules.json").write_text(json.dumps(modules, indent=2), encoding="utf-8")
+    modes = ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens", "weightedmean_tokens", "lasttoken")
+    wanted = {"cls": "cls_token", "mean": "mean_tokens", "max": "max_tokens"}.get(pooling, pooling)
+    pooling_config = {"word_embedding_dimension": dim, **{f"pooling_mode_{m}": m == wanted for m in modes},
+                      "include_prompt": True}
+    (folder / "1_Pooling").mkdir(exist_ok=True)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling_config, indent=2), encoding="utf-8")
+    (folder / "2_Normalize").mkdir(exist_ok=True)
+    st_config = {"max_seq_length": max_seq_length, "do_lower_case": False}
+    (folder / "sentence_bert_config.json").write_text(json.dumps(st_config, indent=2), encoding="utf-8")
+
+
+def make_xlm_roberta(folder: str | Path, **overrides) -> Path:
+    """A 4-layer XLM-RoBERTa (64 wide, 514 positions = 512 tokens, <pad> = 1) in `folder`,
+    laid out like multilingual-e5 (mean pooling); `overrides` go to `XLMRobertaConfig`."""
+    from tokenizers import Tokenizer
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    tokenizer = _tokenizer_json("xlm-roberta", 800)
+    tok = Tokenizer.from_str(tokenizer)
+    ids = {name: tok.token_to_id(name) for name in XLMR_SPECIALS}
+    settings = dict(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        initializer_range=0.1,
+        pad_token_id=ids["<pad>"],
+        bos_token_id=ids["<s>"],
+        eos_token_id=ids["</s>"],
+    )
+    settings.update(overrides)
+    torch.manual_seed(SEED)
+    model = XLMRobertaModel(XLMRobertaConfig(**settings)).eval()  # with its pooler, as released
+    tokenizer_config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": settings["max_position_embeddings"] - 2,
+        "bos_token": "<s>",
+        "cls_token": "<s>",
+        "eos_token": "</s>",
+        "sep_token": "</s>",
+        "pad_token": "<pad>",
+        "unk_token": "<unk>",
+        "mask_token": "<mask>",
+    }
+    folder = _write(Path(folder), model, tokenizer, tokenizer_config)
+    _sentence_transformers_files(folder, settings["hidden_size"], "mean", settings["max_position_embeddings"] - 2)
+    return folder
+
+
+def make_qwen3(folder: str | Path, **overrides) -> Path:
+    """A 4-layer Qwen3 (64 wide, 4 query heads of 32 over 2 key/value heads, 512 positions)
+    in `folder`, laid out like Qwen3-Embedding: left padding, <|endoftext|> appended to every
+    text by tokenizer.json, last-token pooling. `overrides` go to `Qwen3Config`.
+
+    transformers starts every RMSNorm weight at 1; they are drawn around 1 here so that a
+    norm applied to the wrong axis, or not at all, shows in the parity tests.
+    """
+    from tokenizers import Tokenizer
+    from transformers import Qwen3Config, Qwen3Model
+
+    tokenizer = _tokenizer_json("qwen3", 800)
+    tok = Tokenizer.from_str(tokenizer)
+    eos = tok.token_to_id(QWEN3_SPECIALS[0])
+    settings = dict(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=32,  # 4 x 32 = 128 query width, not the hidden size: as in Qwen3 (16 x 128 over 1024)
+        max_position_embeddings=512,
+        rope_theta=1_000_000.0,  # as released (not transformers' default), so reading it is tested
+        initializer_range=0.1,
+        tie_word_embeddings=True,
+        bos_token_id=eos,
+        eos_token_id=eos,
+    )
+    settings.update(overrides)
+    torch.manual_seed(SEED)
+    model = Qwen3Model(Qwen3Config(**settings)).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("norm.weight"):
+                param.copy_(1 + 0.2 * torch.randn_like(param))
+    tokenizer_config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": settings["max_position_embeddings"],
+        "padding_side": "left",
+        "eos_token": QWEN3_SPECIALS[0],
+        "pad_token": QWEN3_SPECIALS[0],
+        "unk_token": None,
+    }
+    folder = _write(Path(folder), model, tokenizer, tokenizer_config)
+    _sentence_transformers_files(folder, settings["hidden_size"], "lasttoken", settings["max_position_embeddings"])
+    return folder
+
+
 def make_small_bert(folder: str | Path, hidden: int = 32, layers: int = 1) -> Path:
     """A small BERT cut out of all-MiniLM-L6-v2 (its first `layers` layers, each tensor sliced
     to `hidden` wide), with MiniLM's own tokenizer.json; no `transformers` needed.
@@ -240,7 +388,7 @@ def encode(folder: str | Path, texts: list[str], pad_id: int, side="right", max_
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python tests/tiny_models.py MODERNBERT_DIR GPT2_DIR")
-    for make, out in ((make_modernbert, sys.argv[1]), (make_gpt2, sys.argv[2])):
+    if len(sys.argv) not in (3, 5):
+        sys.exit("usage: python tests/tiny_models.py MODERNBERT_DIR GPT2_DIR [XLM_ROBERTA_DIR QWEN3_DIR]")
+    for make, out in zip((make_modernbert, make_gpt2, make_xlm_roberta, make_qwen3), sys.argv[1:]):
         print(make(out))

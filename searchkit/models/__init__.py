@@ -18,13 +18,17 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from ..errors import ModelLoadError
-from ._common import Dense, load_strict
+from . import int8 as int8_ops
+from ._common import Dense, limit_packing, load_strict
 
 # model_type -> module name. Derivatives that share BERT's layout map to it.
 ARCHITECTURES = {
     "bert": "bert",
     "modernbert": "modernbert",
     "gpt2": "gpt2",
+    "xlm-roberta": "xlm_roberta",
+    "roberta": "xlm_roberta",  # the same layout and position offset
+    "qwen3": "qwen3",
 }
 
 
@@ -74,9 +78,12 @@ def load_model(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     int8: bool = False,
+    calibration: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.nn.Module:
     """Build our model for the checkpoint in `model_dir` and load its weights strictly.
-    `int8`: its projections (every `Dense`) run with int8 operands (models/int8.py).
+    `int8`: its projections (every `Dense`) run with int8 operands (models/int8.py);
+    `calibration` (input_ids, attention_mask) is run through the fp32 model first to find
+    each projection's loud input channels, which then stay fp32 (the Encoder passes it).
 
     >>> model = load_model("path/to/all-MiniLM-L6-v2")
     >>> hidden = model(input_ids, attention_mask)   # list of (B, T, C), embeddings first
@@ -90,8 +97,14 @@ def load_model(
     state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     load_strict(model, state, source=str(model_dir))
     model = model.to(device).eval().requires_grad_(False)
+    limit_packing(model)  # no second, packed copy of a large model's weights
     if int8:
+        absmax = {}
+        if calibration is not None:
+            ids, mask = (t.to(device) for t in calibration)
+            with torch.inference_mode():
+                absmax = int8_ops.calibrate(model, lambda: model(ids, mask), Dense)
         for module in model.modules():
             if isinstance(module, Dense):
-                module.quantize_int8()
+                module.quantize_int8(absmax.get(module))
     return model

@@ -56,6 +56,15 @@ ONEDNN_ACTIVATIONS = {
 # MiniLM's projections hints of 21, 64 and 2048 ran within 10% of each other from 21 to
 # 2048 rows; a hint of 1 was the slowest fp32 layout at 21 rows (6.5 ms against 3.8).
 PACK_ROWS_HINT = 64
+# A packed weight is a second copy of it. Models whose projections weigh more than this keep
+# one copy and give the plain weight to the same fused call. Measured at Qwen3-0.6B's shapes
+# (one layer's 7 projections, 1024 wide, 16 q / 8 kv heads of 128, MLP 3072; 2-core AMD EPYC
+# with AVX-512 BF16, best of 15 / 3, /tmp script, not a test), F.linear / fused plain / fused
+# packed: 20 rows fp32 8.5 / 5.6 / 4.6 ms, bf16 3.6 / 3.5 / 2.4 ms; 2048 rows fp32 350 / 315 /
+# 310 ms, bf16 322 / 315 / 325 ms. So packing saves about 1 ms per layer on a query and
+# nothing on a batch, for a copy of 1.8 GB (fp32) of projection weights: not worth it there.
+# Below the limit are MiniLM (42 MB, 34% faster queries), BERT-base, ModernBERT-base, GPT-2.
+PACK_LIMIT_BYTES = 512 * 2**20
 ONEDNN_ENV = "SEARCHKIT_ONEDNN"  # "0": plain F.linear everywhere (A/B benchmarks, debugging)
 
 
@@ -101,17 +110,20 @@ class Dense(nn.Linear):
         super().__init__(in_features, out_features, bias=bias)
         self.act_name = act
         self.act = activation(act) if act else None
-        self.int8_ok = int8_ok  # False: stays fp32 under dtype int8 (see models/int8.py)
-        self.int8: tuple[torch.Tensor, torch.Tensor] | None = None  # see quantize_int8
+        self.int8_ok = int8_ok  # False: stays fp32 under an uncalibrated int8 (models/int8.py)
+        self.int8: int8.Int8Weight | None = None  # see quantize_int8
+        self.pack = True  # keep a oneDNN-packed copy for the fused path (see limit_packing)
 
-    def quantize_int8(self) -> None:
-        """Run this layer with int8 operands from now on (models/int8.py); the fp32 weight stays."""
-        if self.int8_ok:
-            self.int8 = int8.quantize_weight(self.weight)
+    def quantize_int8(self, input_absmax: torch.Tensor | None = None) -> None:
+        """Run this layer with int8 operands from now on (models/int8.py); the fp32 weight stays.
+        `input_absmax`: each input channel's largest |value| in calibration, which picks the
+        channels kept in fp32; without it, a layer built with int8_ok=False stays fp32."""
+        if input_absmax is not None or self.int8_ok:
+            self.int8 = int8.prepare(self.weight, self.bias, input_absmax)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         if self.int8 is not None:
-            y = int8.linear(x, *self.int8, self.bias)
+            y = int8.linear(x, self.int8, self.bias)
         else:
             if self._can_fuse(x):
                 try:
@@ -137,7 +149,7 @@ class Dense(nn.Linear):
 
     def _fused(self, x: torch.Tensor, residual: torch.Tensor | None) -> torch.Tensor:
         x = x.contiguous()
-        weight = self._packed_weight()
+        weight = self._packed_weight() if self.pack else self.weight
         if residual is not None and self.act is None:
             return torch.ops.mkldnn._linear_pointwise.binary(x, residual.contiguous(), weight, self.bias, "add")
         attr, algorithm = ONEDNN_ACTIVATIONS[self.act_name] if self.act_name else ("none", "")
@@ -152,7 +164,7 @@ class Dense(nn.Linear):
         21 rows fp32 5.73 -> 3.80 ms, bf16 3.11 -> 1.82 ms; 2048 rows fp32 225 -> 210 ms,
         bf16 121 -> 104 ms.
         The plain weight stays too (state_dict, parity, the F.linear fallback): for MiniLM
-        that is 42 MB more in fp32.
+        that is 42 MB more in fp32; models past PACK_LIMIT_BYTES make no copy (`pack`).
         """
         key = (self.weight.data_ptr(), self.weight.dtype, _version_of(self.weight))
         cached = getattr(self, "_packed", None)
@@ -161,6 +173,16 @@ class Dense(nn.Linear):
         packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), PACK_ROWS_HINT)
         self._packed = (key, packed)
         return packed
+
+
+def limit_packing(model: nn.Module, limit: int = PACK_LIMIT_BYTES) -> bool:
+    """Switch off packed weight copies in every `Dense` of `model` when together they would
+    take more than `limit` bytes (see PACK_LIMIT_BYTES). Returns whether they stay on."""
+    dense = [m for m in model.modules() if isinstance(m, Dense)]
+    total = sum(m.weight.numel() * m.weight.element_size() for m in dense)
+    for m in dense:
+        m.pack = total <= limit
+    return total <= limit
 
 
 def _version_of(t: torch.Tensor) -> int:
@@ -180,6 +202,55 @@ def key_padding_mask(attention_mask: torch.Tensor) -> torch.Tensor | None:
     if bool(attention_mask.all()):
         return None
     return attention_mask.bool()[:, None, None, :]
+
+
+def causal_padding_mask(attention_mask: torch.Tensor) -> torch.Tensor | None:
+    """(B, T) 1/0 mask -> (B, 1, T, T) boolean SDPA mask: causal, and padded keys hidden.
+
+    None when nothing is padded (then SDPA's is_causal does the job). Every query may also
+    see itself, so a left-padding query (which precedes every real key) gets a finite
+    output; a real query always sees itself anyway, so its result is unchanged.
+    """
+    if bool(attention_mask.all()):
+        return None
+    T = attention_mask.shape[1]
+    causal = torch.ones(T, T, dtype=torch.bool, device=attention_mask.device).tril()  # (T, T)
+    eye = torch.eye(T, dtype=torch.bool, device=attention_mask.device)
+    return causal & (attention_mask.bool()[:, None, None, :] | eye)  # (B, 1, T, T)
+
+
+Rope = tuple[torch.Tensor, torch.Tensor]  # cos, sin, broadcastable against queries and keys
+
+
+def rotary(positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype,
+           head_axis: int) -> Rope:
+    """cos, sin for rotary position embeddings at `positions` (any shape), each of shape
+    positions.shape + (D,) with a size-1 axis inserted at `head_axis` for the heads:
+    (N,) positions and head_axis=-2 give (N, 1, D) for packed (N, H, D) queries; (B, T)
+    positions and head_axis=1 give (B, 1, T, D) for (B, H, T, D).
+
+    Angles are computed in fp32 and, as transformers does, cos/sin are then rounded to the
+    model's dtype (a no-op in fp32; in bf16 this keeps us bit-equal to the reference).
+    Computed per call on the positions' device: a buffer made in __init__ would sit on the
+    meta device that load_model builds the model on.
+    """
+    exponents = torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float) / head_dim
+    inv_freq = 1.0 / (theta**exponents)  # (D/2,)
+    freqs = positions.float()[..., None] * inv_freq  # (..., D/2)
+    angles = torch.cat((freqs, freqs), dim=-1).unsqueeze(head_axis)  # the two halves share angles
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, in_fp32: bool = True) -> torch.Tensor:
+    """Rotate x (..., D) by the pairs (i, i + D/2): x*cos + [-x2, x1]*sin.
+
+    `in_fp32`: compute in fp32 and round once (ModernBERT's reference does); False computes in
+    x's dtype, as the Llama-family references (Qwen3) do. The same in fp32; in bf16 each
+    choice is the one that matches its reference bit for bit.
+    """
+    xf, cos, sin = (x.float(), cos.float(), sin.float()) if in_fp32 else (x, cos, sin)
+    x1, x2 = xf.chunk(2, dim=-1)
+    return (xf * cos + torch.cat((-x2, x1), dim=-1) * sin).to(x.dtype)
 
 
 def embedding(rows: int, dim: int) -> nn.Embedding:

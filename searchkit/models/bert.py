@@ -13,12 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import BadInput, ModelLoadError
 from ._common import (
     Dense,
     activation,
     check_heads,
     embedding,
     key_padding_mask,
+    positions_from_mask,
     rename_keys,
     require,
     resolve_upto,
@@ -37,13 +39,12 @@ class BertConfig:
     layer_norm_eps: float
     hidden_act: str  # "gelu" (erf) for BERT; some derivatives use gelu_new / relu
     pad_token_id: int
+    position_offset: int = 0  # position id of a text's first token (RoBERTa: padding_idx + 1)
 
     @classmethod
     def from_hf_config(cls, cfg: dict) -> "BertConfig":
         position_type = cfg.get("position_embedding_type", "absolute")
         if position_type != "absolute":
-            from ..errors import ModelLoadError
-
             raise ModelLoadError(f"config.json: position_embedding_type {position_type!r} is not supported")
         config = cls(
             vocab_size=int(require(cfg, "vocab_size")),
@@ -69,11 +70,12 @@ class BertEmbeddings(nn.Module):
         self.position_embeddings = embedding(c.max_positions, c.hidden_size)
         self.token_type_embeddings = embedding(max(c.type_vocab_size, 1), c.hidden_size)
         self.LayerNorm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.position_offset = c.position_offset
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
-        T = input_ids.shape[1]
-        # Padding is always on the right, so positions 0..T-1 are the real tokens' positions.
-        positions = torch.arange(T, device=input_ids.device)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None) -> torch.Tensor:
+        # Positions count real tokens only, so padding on either side shifts nothing.
+        positions = positions_from_mask(attention_mask) + self.position_offset  # (B, T)
         x = self.word_embeddings(input_ids) + self.position_embeddings(positions)  # (B, T, C)
         if token_type_ids is None:
             x = x + self.token_type_embeddings.weight[0]  # every token is segment 0
@@ -124,17 +126,23 @@ class BertModel(nn.Module):
         return self.config.num_layers + 1
 
     default_layer = -1  # pool the last layer's output
-    max_positions = property(lambda self: self.config.max_positions)
+
+    @property
+    def max_positions(self) -> int:
+        """Longest input: the position table's rows past the offset (514 - 2 for XLM-R)."""
+        return self.config.max_positions - self.config.position_offset
 
     def forward(
         self,
-        input_ids: torch.Tensor,  # (B, T) token ids, right-padded
+        input_ids: torch.Tensor,  # (B, T) token ids, padded on either side
         attention_mask: torch.Tensor,  # (B, T) 1 for real tokens, 0 for padding
         token_type_ids: torch.Tensor | None = None,
         upto: int | None = None,  # stop after this hidden state (None: all)
     ) -> list[torch.Tensor]:
+        if input_ids.shape[1] > self.max_positions:
+            raise BadInput(f"{input_ids.shape[1]} tokens exceed this model's {self.max_positions} positions")
         mask = key_padding_mask(attention_mask)
-        x = self.embeddings(input_ids, token_type_ids)
+        x = self.embeddings(input_ids, attention_mask, token_type_ids)
         hidden = [x]
         for layer in self.layers[: resolve_upto(upto, self.config.num_layers)]:
             x = layer(x, mask)
@@ -144,8 +152,8 @@ class BertModel(nn.Module):
 
 # Checkpoint keys -> ours, applied in order. Checkpoints come with or without a `bert.`
 # prefix (BertModel vs BertForMaskedLM), and very old ones name LayerNorm params gamma/beta.
-RENAMES = [
-    (r"^bert\.", ""),
+# LAYOUT is the part every BERT-layout architecture (RoBERTa, XLM-R) shares.
+LAYOUT = [
     (r"LayerNorm\.gamma$", "LayerNorm.weight"),
     (r"LayerNorm\.beta$", "LayerNorm.bias"),
     (r"^encoder\.layer\.", "layers."),
@@ -156,13 +164,17 @@ RENAMES = [
     (r"\.output\.dense\.", ".output."),
     (r"\.output\.LayerNorm\.", ".LayerNorm."),
 ]
+RENAMES = [(r"^bert\.", ""), *LAYOUT]
 # Buffers and heads that an encoder does not use.
 DROP = [r"position_ids$", r"^(bert\.)?pooler\.", r"^cls\.", r"^lm_head\."]
 
 
-def convert_checkpoint(state: dict[str, torch.Tensor], config: BertConfig) -> dict[str, torch.Tensor]:
-    """Rename checkpoint keys to ours and fuse query/key/value into one `qkv` projection."""
-    state = rename_keys(state, RENAMES, DROP)
+def convert_checkpoint(
+    state: dict[str, torch.Tensor], config: BertConfig, renames=RENAMES, drop=DROP
+) -> dict[str, torch.Tensor]:
+    """Rename checkpoint keys to ours (`renames`, `drop`: another BERT-layout
+    architecture's table) and fuse query/key/value into one `qkv` projection."""
+    state = rename_keys(state, renames, drop)
     for i in range(config.num_layers):
         p = f"layers.{i}.attention."
         for kind in ("weight", "bias"):

@@ -25,6 +25,7 @@ from ..errors import BadInput, ModelLoadError
 from ._common import (
     Dense,
     activation,
+    causal_padding_mask,
     check_heads,
     embedding,
     positions_from_mask,
@@ -111,21 +112,6 @@ class GPT2Block(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         x = self.attn(self.ln_1(x), mask, residual=x)  # x + Attn(ln_1(x))
         return self.mlp(self.ln_2(x), residual=x)
-
-
-def causal_padding_mask(attention_mask: torch.Tensor) -> torch.Tensor | None:
-    """(B, T) 1/0 mask -> (B, 1, T, T) boolean SDPA mask: causal and padded keys hidden.
-
-    None when nothing is padded (then SDPA's is_causal does the job). Every query may also
-    see itself, so a left-padding query (which precedes every real key) gets a finite
-    output; a real query always sees itself anyway, so its result is unchanged.
-    """
-    if bool(attention_mask.all()):
-        return None
-    T = attention_mask.shape[1]
-    causal = torch.ones(T, T, dtype=torch.bool, device=attention_mask.device).tril()  # (T, T)
-    eye = torch.eye(T, dtype=torch.bool, device=attention_mask.device)
-    return causal & (attention_mask.bool()[:, None, None, :] | eye)  # (B, 1, T, T)
 
 
 class GPT2Model(nn.Module):

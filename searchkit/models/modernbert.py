@@ -30,7 +30,9 @@ from ..errors import ModelLoadError
 from ._common import (
     Dense,
     Packing,
+    Rope,
     activation,
+    apply_rotary,
     check_heads,
     embedding,
     key_padding_mask,
@@ -38,10 +40,10 @@ from ._common import (
     rename_keys,
     require,
     resolve_upto,
+    rotary,
 )
 
 GLOBAL, LOCAL = "full_attention", "sliding_attention"  # transformers 5's layer_types names
-Rope = tuple[torch.Tensor, torch.Tensor]  # cos, sin: (N, 1, D) each
 
 
 @dataclass
@@ -141,28 +143,6 @@ def _rope_theta(cfg: dict, kind: str) -> float:
     if not isinstance(theta, (int, float)) or theta <= 0:
         raise ModelLoadError(f"config.json: rope_theta {theta!r} ({kind}) is not positive")
     return float(theta)
-
-
-def rotary(positions: torch.Tensor, head_dim: int, theta: float, dtype: torch.dtype) -> Rope:
-    """cos, sin of shape (N, 1, D) for rotating (N, H, D) queries and keys.
-
-    Angles are computed in fp32 and, as transformers does, cos/sin are then rounded to the
-    model's dtype (a no-op in fp32; in bf16 this keeps us bit-equal to the reference).
-    Computed per call on the positions' device: a buffer made in __init__ would sit on the
-    meta device that load_model builds the model on.
-    """
-    exponents = torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float) / head_dim
-    inv_freq = 1.0 / (theta**exponents)  # (D/2,)
-    freqs = positions.float()[:, None] * inv_freq  # (N, D/2)
-    angles = torch.cat((freqs, freqs), dim=-1)[:, None, :]  # (N, 1, D): the two halves share angles
-    return angles.cos().to(dtype), angles.sin().to(dtype)
-
-
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate (N, H, D) by the pair (i, i + D/2): x*cos + [-x2, x1]*sin, computed in fp32."""
-    xf = x.float()
-    x1, x2 = xf.chunk(2, dim=-1)
-    return (xf * cos.float() + torch.cat((-x2, x1), dim=-1) * sin.float()).to(x.dtype)
 
 
 class ModernBertEmbeddings(nn.Module):
@@ -279,8 +259,8 @@ class ModernBertModel(nn.Module):
         x = self.embeddings(packing.pack(input_ids))  # (N, C)
         head_dim = c.hidden_size // c.num_heads
         rope = {
-            GLOBAL: rotary(positions, head_dim, c.global_rope_theta, x.dtype),
-            LOCAL: rotary(positions, head_dim, c.local_rope_theta, x.dtype),
+            GLOBAL: rotary(positions, head_dim, c.global_rope_theta, x.dtype, head_axis=-2),  # (N, 1, D)
+            LOCAL: rotary(positions, head_dim, c.local_rope_theta, x.dtype, head_axis=-2),
         }
         masks = self.masks(attention_mask)
         hidden = [x]

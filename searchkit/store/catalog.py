@@ -102,6 +102,17 @@ def m004_segments(db: Database) -> None:
     db["dead"].create_index(["segment"])
 
 
+@migrations()
+def m005_chunk_positions(db: Database) -> None:
+    """Where each chunk sits in its file: `page` (1-based, PDF), `line_start` and `line_end`
+    (1-based, inclusive; text whose lines are the file's, and JSONL records). NULL where not
+    known, and for every chunk of an index made before this migration: its ingest did not
+    record them, and re-deriving them here would mean re-reading files that may have
+    changed since. `ingest --rebuild` fills them in."""
+    for column in ("page", "line_start", "line_end"):
+        db["chunks"].add_column(column, int)
+
+
 # SQL joining a chunk to its document and file, for filters on their columns.
 _CHUNK_JOINS = (
     "JOIN documents ON chunks.document_id = documents.id JOIN files ON documents.file_id = files.id"
@@ -120,6 +131,9 @@ class ChunkRow:
     start: int
     end: int
     text: str
+    page: int | None = None
+    line_start: int | None = None
+    line_end: int | None = None
 
 
 REBUILD = "`searchkit ingest PATH... --rebuild` builds the index anew"
@@ -273,6 +287,12 @@ class Catalog:
         return [r[0] for r in self.db.execute(query, list(params)).fetchall()]
 
     @_translated
+    def chunk_paths(self) -> dict[int, str]:
+        """Every chunk id with the path of its file (without the texts `chunks` reads)."""
+        query = f"SELECT chunks.id, files.path FROM chunks {_CHUNK_JOINS}"
+        return dict(self.db.execute(query).fetchall())
+
+    @_translated
     def lexical(self, match: str, k: int, where: tuple[str, Sequence] | None = None) -> list[tuple[int, float]]:
         """The k best (chunk id, BM25 score) for an FTS5 `match` expression, best first;
         higher scores are better (FTS5's bm25() negated). `where` as in `chunk_ids_where`."""
@@ -306,7 +326,7 @@ class Catalog:
             marks = ",".join("?" * len(part))
             sql = (
                 "SELECT chunks.id, files.path, documents.key, documents.title, chunks.ordinal, "
-                "chunks.start, chunks.end, chunks.text FROM chunks "
+                "chunks.start, chunks.end, chunks.text, chunks.page, chunks.line_start, chunks.line_end FROM chunks "
                 "JOIN documents ON chunks.document_id = documents.id "
                 f"JOIN files ON documents.file_id = files.id WHERE chunks.id IN ({marks})"
             )

@@ -199,7 +199,7 @@ class SearchApp(App):
         index, worker = self.index, get_current_worker()
         try:
             started = self.clock()
-            vector = index.encoder.encode([query])
+            vector = index.encoder.encode_queries([query])
             hits = index.search_vectors(vector, self.k)[0]
             latency_ms = (self.clock() - started) * 1000
             if worker.is_cancelled:
@@ -307,7 +307,8 @@ class SearchApp(App):
     def run_parity(self, seq: int, query: str, vector: np.ndarray, hits: list[Hit]) -> None:
         index, worker = self.index, get_current_worker()
         try:
-            hf = parity_lib.reference_vectors(index.encoder, self.reference, [query])
+            # the same query prompt as ours, so both sides embed the same tokens
+            hf = parity_lib.reference_vectors(index.encoder, self.reference, [query], prompt=index.encoder.query_prompt)
             hf_hits = index.search_vectors(hf, self.k)[0]
             if not worker.is_cancelled:
                 result = compare_query(query, vector, hf[0], hits, hf_hits)

@@ -13,6 +13,15 @@ from ..index import Hit
 from .compare import context, display_path
 
 
+def _position(hit: Hit) -> str:
+    """The hit's page and lines for the header ('' when neither is known)."""
+    out = f"  page {hit.page}" if hit.page is not None else ""
+    if hit.line_start is not None:
+        same = hit.line_end in (None, hit.line_start)
+        out += f"  line {hit.line_start}" if same else f"  lines {hit.line_start}–{hit.line_end}"
+    return out
+
+
 class Preview(VerticalScroll):
     COMPONENT_CLASSES = {"preview--chunk", "preview--context"}
 
@@ -40,7 +49,7 @@ class Preview(VerticalScroll):
         before, chunk, after, cut_before, cut_after = context(document, start, end)
         where = display_path(hit.path, root) + (f" › {hit.document}" if hit.document else "")
         self.query_one("#preview-title", Static).update(
-            Text.assemble((where, "bold"), f"  chars {hit.start}–{hit.end}  chunk {hit.chunk_id}")
+            Text.assemble((where, "bold"), _position(hit), f"  chars {hit.start}–{hit.end}  chunk {hit.chunk_id}")
         )
         ctx = self.get_component_rich_style("preview--context")
         body = Text.assemble(
