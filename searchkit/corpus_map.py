@@ -23,11 +23,12 @@ import numpy as np
 
 from .errors import BadInput, MissingDependency, bad_value
 from .filters import compile_where
+from .images import check_image_path
 
 if TYPE_CHECKING:
     from .index import Index
 
-__all__ = ["COLOR_BY", "MAX_GROUPS", "MAX_POINTS", "METHODS", "CorpusMap", "MapGroup", "check_image_path", "draw_map"]
+__all__ = ["COLOR_BY", "MAX_GROUPS", "MAX_POINTS", "METHODS", "CorpusMap", "MapGroup", "draw_map"]
 
 METHODS = ("pca", "umap")
 COLOR_BY = ("folder", "where")
@@ -65,28 +66,6 @@ class CorpusMap:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def check_image_path(path: str | Path) -> Path:
-    """Fail at once, in one line, where saving a picture to `path` would fail later: a
-    folder, a missing or unwritable folder, an unwritable file, a suffix matplotlib cannot
-    write, or no matplotlib at all."""
-    path = Path(path).expanduser()
-    folder = path.parent
-    if path.is_dir():
-        raise BadInput(f"{path}: is a folder, not a file name")
-    if not folder.is_dir():
-        raise BadInput(f"{path}: the folder {folder} {'is not a folder' if folder.exists() else 'does not exist'}")
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise BadInput(f"{path}: not writable (permission denied)")
-    if importlib.util.find_spec("matplotlib") is None:
-        raise MissingDependency("map needs matplotlib: pip install matplotlib")
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    formats = FigureCanvasBase.get_supported_filetypes()
-    if path.suffix.lower().lstrip(".") not in formats:
-        raise BadInput(f"{path}: expected a .png file name (or .{', .'.join(f for f in sorted(formats) if f != 'png')})")
-    return path
 
 
 def _check_method(method: str) -> None:
@@ -167,7 +146,7 @@ def draw_map(index: Index, out: str | Path, *, color_by: str | None = None, wher
     if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
         raise bad_value("max_points", max_points, "must be a positive integer")
     _check_method(method)
-    out = check_image_path(out)
+    out = check_image_path(out, "map")
     flt = compile_where(where)
 
     paths = index.catalog.chunk_paths()

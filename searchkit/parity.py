@@ -7,8 +7,6 @@ optional extra (`pip install 'searchkit[parity]'`).
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,7 +15,8 @@ import numpy as np
 import torch
 
 from .encoder import Encoder
-from .errors import BadInput, MissingDependency
+from .errors import MissingDependency
+from .images import check_image_path
 from .models._common import linear_path, positions_from_mask
 
 # Texts of mixed lengths, so that padding is in play; the last one is longer than
@@ -203,25 +202,8 @@ def reference_vectors(encoder: Encoder, reference, texts: Sequence[str], prompt:
 
 
 def check_plot_path(path: str | Path) -> Path:
-    """Fail now, in one line, where `plot(report, path)` would fail after the comparison:
-    the path a folder, its folder missing or not writable, a read-only file, matplotlib
-    absent, or a suffix matplotlib writes no format for."""
-    path = Path(path).expanduser()
-    folder = path.parent
-    if path.is_dir():
-        raise BadInput(f"plot {path}: is a folder, not a file name")
-    if not folder.is_dir():
-        raise BadInput(f"plot {path}: the folder {folder} {'is not a folder' if folder.exists() else 'does not exist'}")
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise BadInput(f"plot {path}: not writable (permission denied)")
-    if importlib.util.find_spec("matplotlib") is None:
-        raise MissingDependency("a parity plot needs matplotlib: pip install 'searchkit[parity]'")
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    formats = FigureCanvasBase.get_supported_filetypes()
-    if path.suffix.lower().lstrip(".") not in formats:
-        raise BadInput(f"plot {path}: expected a .png file name (or .{', .'.join(f for f in sorted(formats) if f != 'png')})")
-    return path
+    """Fail now, in one line, where `plot(report, path)` would fail after the comparison."""
+    return check_image_path(path, "plot")
 
 
 def plot(report: ParityReport, path: str | Path) -> None:

@@ -10,7 +10,7 @@ transformers = pytest.importorskip(
     "transformers", reason="parity tests need transformers (pip install 'searchkit[parity]')"
 )
 
-from tiny_models import TEXTS, encode, long_text, make_gpt2, put, variant, without  # noqa: E402
+from tiny_models import TEXTS, encode, long_text, make_gpt2, max_diff, put, variant, without  # noqa: E402
 
 from searchkit.errors import BadInput, ModelLoadError  # noqa: E402
 from searchkit.models import load_model  # noqa: E402
@@ -50,12 +50,6 @@ def reference(model_dir, ids, mask, impl="sdpa"):
         )
     assert torch.equal(out.hidden_states[-1], out.last_hidden_state)  # the last one is after ln_f
     return out.hidden_states
-
-
-def max_diff(ours_states, ref_states, mask) -> list[float]:
-    assert len(ours_states) == len(ref_states)
-    real = mask.bool()
-    return [(a[real] - b[real]).abs().max().item() for a, b in zip(ours_states, ref_states)]
 
 
 @pytest.mark.parametrize("side", ["right", "left"])

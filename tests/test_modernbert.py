@@ -11,7 +11,7 @@ transformers = pytest.importorskip(
     "transformers", reason="parity tests need transformers (pip install 'searchkit[parity]')"
 )
 
-from tiny_models import TEXTS, encode, long_text, make_modernbert, put, variant, without  # noqa: E402
+from tiny_models import TEXTS, encode, long_text, make_modernbert, max_diff, put, variant, without  # noqa: E402
 
 from searchkit.errors import ModelLoadError  # noqa: E402
 from searchkit.models import load_model  # noqa: E402
@@ -47,12 +47,6 @@ def reference(model_dir, ids, mask, impl="sdpa"):
         out = model.eval()(input_ids=ids, attention_mask=mask, output_hidden_states=True)
     assert torch.equal(out.hidden_states[-1], out.last_hidden_state)  # transformers 5 ties them
     return out.hidden_states
-
-
-def max_diff(ours_states, ref_states, mask) -> list[float]:
-    assert len(ours_states) == len(ref_states)
-    real = mask.bool()
-    return [(a[real] - b[real]).abs().max().item() for a, b in zip(ours_states, ref_states)]
 
 
 @pytest.mark.parametrize("impl", ["eager", "sdpa"])

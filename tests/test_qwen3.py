@@ -15,7 +15,17 @@ transformers = pytest.importorskip(
 )
 
 from index_helpers import invoke  # noqa: E402
-from tiny_models import QWEN3_SPECIALS, TEXTS, encode, long_text, make_qwen3, put, variant, without  # noqa: E402
+from tiny_models import (  # noqa: E402
+    QWEN3_SPECIALS,
+    TEXTS,
+    encode,
+    long_text,
+    make_qwen3,
+    max_diff,
+    put,
+    variant,
+    without,
+)
 
 from searchkit.encoder import Encoder  # noqa: E402
 from searchkit.errors import ModelLoadError  # noqa: E402
@@ -60,12 +70,6 @@ def reference(model_dir, ids, mask, impl="sdpa", positions=True):
         out = model.eval()(input_ids=ids, attention_mask=mask, output_hidden_states=True, **kwargs)
     assert torch.equal(out.hidden_states[-1], out.last_hidden_state)  # the last one is after the norm
     return out.hidden_states
-
-
-def max_diff(ours_states, ref_states, mask) -> list[float]:
-    assert len(ours_states) == len(ref_states)
-    real = mask.bool()
-    return [(a[real] - b[real]).abs().max().item() for a, b in zip(ours_states, ref_states)]
 
 
 @pytest.mark.parametrize("side", ["left", "right"])

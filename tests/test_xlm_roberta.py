@@ -13,7 +13,7 @@ transformers = pytest.importorskip(
 )
 
 from index_helpers import invoke  # noqa: E402
-from tiny_models import TEXTS, encode, long_text, make_xlm_roberta, put, variant, without  # noqa: E402
+from tiny_models import TEXTS, encode, long_text, make_xlm_roberta, max_diff, put, variant, without  # noqa: E402
 
 from searchkit.encoder import Encoder  # noqa: E402
 from searchkit.errors import BadInput, ModelLoadError  # noqa: E402
@@ -48,12 +48,6 @@ def reference(model_dir, ids, mask, impl="sdpa", cls=None):
     model = cls.from_pretrained(model_dir, attn_implementation=impl, dtype=torch.float32)
     with torch.no_grad():
         return model.eval()(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
-
-
-def max_diff(ours_states, ref_states, mask) -> list[float]:
-    assert len(ours_states) == len(ref_states)
-    real = mask.bool()
-    return [(a[real] - b[real]).abs().max().item() for a, b in zip(ours_states, ref_states)]
 
 
 @pytest.mark.parametrize("side", ["right", "left"])

@@ -52,6 +52,13 @@ def corpus() -> str:
     return "".join(topics[key] for key in sorted(topics))[:200_000]
 
 
+def max_diff(ours_states, ref_states, mask) -> list[float]:
+    """Per hidden state, the largest |ours - reference| over the real (unpadded) tokens."""
+    assert len(ours_states) == len(ref_states)
+    real = mask.bool()
+    return [(a[real] - b[real]).abs().max().item() for a, b in zip(ours_states, ref_states)]
+
+
 def long_text(chars: int = 3000) -> str:
     """A slice of the corpus long enough to give a few hundred tokens."""
     return " ".join(corpus()[10_000 : 10_000 + chars].split())
