@@ -87,6 +87,11 @@ def main() -> None:
         lines += ["", f"sentence-transformers' ONNX/OpenVINO backends not run: {why_not}"]
     else:
         lines += ["", *goals(speed, latency, list(sets), peer_name)]
+    from searchkit.cpu_memory import keep_freed_memory
+
+    malloc = ("on, for every contender in this process (it is process-wide)" if keep_freed_memory()
+              else "off (SEARCHKIT_MALLOPT=0 or not glibc)")
+    lines += ["", f"glibc malloc reuse (searchkit/cpu_memory.py): {malloc}"]
     lines += ["", f"torch threads {torch.get_num_threads()}; tokens/s: best of {args.repeat} runs; "
               f"latency: the best of {LATENCY_PASSES} passes over the queries (p50 and p99 of that pass); "
               "the contenders take turns, run by run and pass by pass"]

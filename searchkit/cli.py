@@ -10,6 +10,8 @@ import contextlib
 import functools
 import io
 import json
+import os
+import stat
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -277,13 +279,12 @@ def search(query, index_dir, k, device, dtype, mode, where, ef_search, nprobe, a
 
 
 def _search_stdin(index, *, k: int, mode: str, where: tuple[str, ...], as_json: bool) -> None:
-    """`search -`: the queries of stdin, answered a batch at a time (one at a time from a
-    terminal, so each answer comes as its line is typed)."""
+    """`search -`: the queries of stdin, answered a batch at a time from a file, one at a
+    time from a terminal or a pipe (see `_query_batch_size`)."""
     from .lines import batches, numbered_lines
 
     stream = _stdin()
-    size = 1 if stream.isatty() else 64
-    for batch in batches(numbered_lines(stream, "stdin"), size):
+    for batch in batches(numbered_lines(stream, "stdin"), _query_batch_size(stream)):
         queries = [text for _, text in batch]
         for text, hits in zip(queries, index.search_many(queries, k=k, mode=mode, where=list(where) or None)):
             if as_json:
@@ -292,6 +293,17 @@ def _search_stdin(index, *, k: int, mode: str, where: tuple[str, ...], as_json: 
                 stdout.print(f"[bold]query:[/bold] {escape(text)}", highlight=False)
                 _print_hits(hits, mode, where)
         sys.stdout.flush()
+
+
+def _query_batch_size(stream) -> int:
+    """64 queries a batch where all of them are there to read (a regular file, or text in
+    memory); 1 from a terminal or a pipe, where whoever writes a query may wait for its
+    answer before writing the next: waiting for 64 there would wait forever."""
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (OSError, ValueError):  # no file descriptor: in memory (io.BytesIO)
+        return 64
+    return 64 if stat.S_ISREG(mode) else 1
 
 
 def _position(hit) -> str:

@@ -8,8 +8,9 @@ several MB per op, dozens of times per layer, and the int8 path (models/int8.py)
 of them than fp32. Raising glibc's trim threshold and top pad lets those pages be reused.
 
 Measured on 64 SciFact abstracts with all-MiniLM-L6-v2 (2-core AMD EPYC, torch 2.13.0, the
-same settings given as MALLOC_* environment variables): int8 2.13 -> 1.37 s, bf16 1.38 ->
-1.26 s, fp32 2.21 -> 2.14 s. The mmap threshold alone (no trim setting) changed nothing.
+same settings given as MALLOC_* environment variables, best of 4), on a quiet machine: int8
+1.80 -> 1.43 s, fp32 2.21 -> 2.14 s; in a second run, beside other work: int8 2.13 -> 1.37 s,
+bf16 1.38 -> 1.26 s. The mmap threshold alone (no trim setting) changed nothing.
 
 This is what jemalloc or tcmalloc under LD_PRELOAD give PyTorch CPU inference, without a
 preload. The cost is resident memory: up to `TRIM_THRESHOLD` of freed memory stays mapped.

@@ -6,7 +6,6 @@ of the mean, and batches are formed from length-sorted texts only to save work.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -21,10 +20,18 @@ from .dtype_speed import cpu_model
 from .errors import BadInput, ModelLoadError, bad_value
 from .hashing import sha256_files
 from .matryoshka import check_dim, matryoshka_dims
+from .model_files import read_json_object
+from .models import architecture, load_model, read_config, weight_files
 from .models import int8 as int8_ops
-from .models import load_model, read_config, weight_files
 from .models._common import linear_path
-from .pooling import JOIN, POOLINGS, default_pooling, pool_modes, read_pooling_config  # noqa: F401
+from .pooling import (  # noqa: F401
+    JOIN,
+    POOLINGS,
+    chosen_pooling,
+    default_pooling,
+    pool_modes,
+    read_pooling_config,
+)
 from .pooling import pool as pool_states
 from .prompts import Prompts
 from .resolve import DEFAULT_MODEL, resolve_model
@@ -108,21 +115,14 @@ def _cpu_flags() -> set[str]:
     return set()
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path}: cannot read ({exc})") from None
-
-
 def max_length_of(model_dir: Path, cfg: dict) -> int:
     """Longest input in tokens: sentence-transformers' max_seq_length when the folder has
     one, else the model's position limit, capped by the tokenizer's model_max_length."""
-    st = _read_json(model_dir / "sentence_bert_config.json").get("max_seq_length")
+    st = read_json_object(model_dir / "sentence_bert_config.json").get("max_seq_length")
     if st:
         return int(st)
     limit = cfg.get("max_position_embeddings") or cfg.get("n_positions") or 512
-    tok_max = _read_json(model_dir / "tokenizer_config.json").get("model_max_length")
+    tok_max = read_json_object(model_dir / "tokenizer_config.json").get("model_max_length")
     if isinstance(tok_max, (int, float)) and 0 < tok_max < 1_000_000:
         limit = min(limit, int(tok_max))
     return int(limit)
@@ -230,10 +230,12 @@ class Encoder:
         self.dtype = pick_dtype(dtype, self.device)
         self.int8 = isinstance(dtype, str) and dtype.lower() == INT8
         self.config = read_config(self.path)
-        self.pool_modes = pool_modes(pooling or default_pooling(self.path))  # BadInput naming an unknown one
+        # Without a pooling asked or declared, the model class's own (Qwen3: the last token).
+        model_class = architecture(self.config, source=str(self.path / "config.json")).Model
+        chosen = chosen_pooling(self.path, pooling or None, model_class.default_pooling)
+        self.pool_modes = pool_modes(chosen.name)  # BadInput naming an unknown one
         self.pooling = JOIN.join(self.pool_modes)
-        pool_config = read_pooling_config(self.path)
-        self.include_prompt = pool_config.include_prompt if include_prompt is None else bool(include_prompt)
+        self.include_prompt = chosen.include_prompt if include_prompt is None else bool(include_prompt)
         self.prompts = Prompts.read(self.path).overridden(query_prompt, document_prompt, prompt_name, prompt)
         self.normalize = normalize
         self.batch_tokens = int(batch_tokens)

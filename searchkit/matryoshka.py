@@ -9,10 +9,10 @@ Where a folder lists the dimensions it was trained for, they are offered: the ke
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .errors import bad_value
+from .model_files import read_json
 
 KEYS = ("matryoshka_dims", "matryoshka_dimensions")
 
@@ -40,10 +40,9 @@ def _front_matter(readme: Path) -> dict:
 
 
 def _json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    """The file's JSON object; {} when it is missing or holds another JSON value (a file that
+    cannot be read is a ModelLoadError naming it, as everywhere else)."""
+    data = read_json(path)
     return data if isinstance(data, dict) else {}
 
 

@@ -17,14 +17,14 @@ keys name them); several modes are concatenated in the order given, as it does.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from .errors import ModelLoadError, bad_value
+from .model_files import read_json, read_json_object
 
 PoolFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -149,21 +149,12 @@ class PoolingConfig:
     path: Path | None = None  # the config file read
 
 
-def _read_json(path: Path) -> dict | list:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path}: cannot read ({exc})") from None
-
-
 def pooling_config_path(model_dir: Path) -> Path:
     """The Pooling module's config.json: where modules.json says it lives, else 1_Pooling/."""
-    modules = model_dir / "modules.json"
-    if modules.is_file():
-        entries = _read_json(modules)
-        for entry in entries if isinstance(entries, list) else []:
-            if isinstance(entry, dict) and str(entry.get("type", "")).endswith("Pooling"):
-                return model_dir / str(entry.get("path") or "") / "config.json"
+    entries = read_json(model_dir / "modules.json")  # a list of modules; {} without the file
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and str(entry.get("type", "")).endswith("Pooling"):
+            return model_dir / str(entry.get("path") or "") / "config.json"
     return model_dir / "1_Pooling" / "config.json"
 
 
@@ -174,9 +165,7 @@ def read_pooling_config(model_dir: Path) -> PoolingConfig:
     path = pooling_config_path(Path(model_dir))
     if not path.is_file():
         return PoolingConfig()
-    cfg = _read_json(path)
-    if not isinstance(cfg, dict):
-        raise ModelLoadError(f"{path}: expected a JSON object")
+    cfg = read_json_object(path)
     include_prompt = bool(cfg.get("include_prompt", True))
     declared = cfg.get("pooling_mode")
     if declared is not None:
@@ -196,7 +185,22 @@ def read_pooling_config(model_dir: Path) -> PoolingConfig:
     return PoolingConfig(JOIN.join(m.lower() for m in modes), include_prompt, path)
 
 
+def chosen_pooling(model_dir: Path, asked: str | None, fallback: str) -> PoolingConfig:
+    """The pooling an encoder uses, from one read of the folder's pooling config: `asked`
+    when given, else the folder's, else `fallback` (the model class's `default_pooling`).
+    An `asked` pooling gets past a config this searchkit cannot read: the config then
+    decides nothing, and prompt tokens are pooled (`include_prompt` True)."""
+    if asked is None:
+        declared = read_pooling_config(Path(model_dir))
+        return declared if declared.name else replace(declared, name=fallback)
+    try:
+        declared = read_pooling_config(Path(model_dir))
+    except ModelLoadError:
+        declared = PoolingConfig()
+    return replace(declared, name=asked)
+
+
 def default_pooling(model_dir: Path, fallback: str = "mean") -> str:
-    """The pooling a sentence-transformers folder declares, else `fallback` (mean; a decoder
-    embedder may pass "lasttoken")."""
-    return read_pooling_config(Path(model_dir)).name or fallback
+    """The pooling a sentence-transformers folder declares, else `fallback` (the model
+    class's `default_pooling`: "mean", or "lasttoken" for a decoder embedder)."""
+    return chosen_pooling(model_dir, None, fallback).name

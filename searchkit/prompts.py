@@ -15,11 +15,11 @@ passages no prompt; searchkit follows the model card, which asks for "passage: "
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import BadInput, ModelLoadError, bad_value
+from .model_files import read_json_object
 
 CONFIG_FILE = "config_sentence_transformers.json"
 QUERY = "query"
@@ -40,12 +40,7 @@ class Prompts:
         path = Path(model_dir) / CONFIG_FILE
         if not path.is_file():
             return cls()
-        try:
-            cfg = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"{path}: cannot read ({exc})") from None
-        if not isinstance(cfg, dict):
-            raise ModelLoadError(f"{path}: expected a JSON object")
+        cfg = read_json_object(path)
         named = cfg.get("prompts") or {}
         if not isinstance(named, dict) or not all(isinstance(v, (str, type(None))) for v in named.values()):
             raise ModelLoadError(f"{path}: 'prompts' must map names to strings")

@@ -95,7 +95,8 @@ def walk(
     Symlinks are followed; a link back to a folder being walked is reported once as
     "symlink loop", and a file or folder reached a second time by another route is reported
     as a duplicate. Yielded paths are absolute and resolved, the same as `Document.path`
-    (a broken or looping link is yielded as the link itself). A file or folder whose name
+    (a broken or looping link is yielded as the link itself, and so is a left-out entry:
+    its folder resolved, the entry itself not followed). A file or folder whose name
     is not valid UTF-8 is skipped with that reason (the catalog and every output are UTF-8).
     Raises `BadInput` at call time, before anything is yielded, when a given path does not
     exist.
@@ -180,7 +181,9 @@ def _walk_one(
             child_rel = f"{rel}/{name}" if rel else name
             reason = rules.reason(child_rel, name, is_dir) if rules is not None else None
             if reason is not None:  # left out: reported, never entered
-                yield Path(os.path.realpath(path / name)), reason, via / name
+                # At its own path, not resolved: a left-out link must not stand for its
+                # target, which the walk may well reach and take by another route.
+                yield path / name, reason, via / name
                 continue
             yield from _walk_one(
                 path / name, via / name, ancestors + (ident,), seen_files, seen_dirs, max_bytes, rules, child_rel

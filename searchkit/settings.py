@@ -119,6 +119,9 @@ class IndexSettings:
         if not self.built:
             return
         compared = [f.name for f in dataclasses.fields(self) if f.metadata.get("compared")]
+        if not any((self.query_prompt, self.document_prompt, encoder_settings.get("query_prompt"),
+                    encoder_settings.get("document_prompt"))):
+            compared.remove("include_prompt")  # no prompt on either side: it changes no vector
         diffs = [k for k in compared if getattr(self, k) != encoder_settings.get(k)]
         if not diffs:
             return
@@ -161,8 +164,8 @@ def chunking_for(chunking: str | None, tokens, overlap, most: int) -> dict:
 @dataclass(frozen=True, eq=False)
 class IndexOptions:
     """What an `Index` is opened with. The encoder: None values take the stored model,
-    pooling, layer and dim (and, without a model given, the stored prompts). A new index: how it chunks (`chunking_for`) and which vector index
-    it keeps (`index_type`, `index_params`: store/vectors.py). On a built index those must
+    pooling, layer, dim and prompts. A new index: how it chunks (`chunking_for`) and which
+    vector index it keeps (`index_type`, `index_params`: store/vectors.py). On a built index those must
     be its own values or None (`IndexSettings.check_asked`); only efSearch / nprobe may
     change, and become its defaults at the next commit."""
 
@@ -203,15 +206,19 @@ class IndexOptions:
 
     def encoder_args(self, stored: IndexSettings) -> dict:
         """`Encoder(**args)` for this index: the given model and options, else the stored ones.
-        Prompts come with the model: a model given brings its own (an index built with other
-        prompts then refuses it by name), the stored model the stored prompts."""
+        A built index's vectors were made with its recorded prompts, so those stay unless a
+        prompt is given explicitly (one that differs is then refused by name), whichever
+        model is named: a model with other weights is refused by its weights' hash anyway.
+        The recorded `include_prompt` goes with them where a prompt is recorded."""
         args = {"model": self.model or stored.model, "device": self.device, "dtype": self.dtype,
                 "pooling": self.pooling or stored.pooling,
                 "layer": self.layer if self.layer is not None else stored.layer, "normalize": stored.normalize,
                 "query_prompt": self.query_prompt, "document_prompt": self.document_prompt,
                 "dim": self.dim if self.dim is not None else stored.truncate_dim}
-        if stored.built and self.model is None:
-            args.update(_stored_prompts(self, stored), include_prompt=stored.include_prompt)
+        if stored.built:
+            args.update(_stored_prompts(self, stored))
+            if stored.query_prompt or stored.document_prompt:
+                args["include_prompt"] = stored.include_prompt
         return args
 
     def new_settings(self, encoder, vectors_settings: dict, version: str | None) -> IndexSettings:

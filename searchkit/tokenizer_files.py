@@ -14,21 +14,19 @@ embed without the EOS. We follow the config file.)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tokenizers import Tokenizer, processors
 
 from .errors import ModelLoadError
+from .model_files import read_json
 
 SIDES = ("right", "left")
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path}: cannot read ({exc})") from None
+    """The file's JSON object; {} when it is missing or holds another JSON value."""
+    data = read_json(path)
     return data if isinstance(data, dict) else {}
 
 

@@ -186,3 +186,41 @@ def test_cli_selection_flags(tmp_path, small_bert):
     assert summary["files_added"] == 2
     result = invoke("ingest", corpus, "--index", index, "--model", small_bert, "--include", "")
     fails_with(result, "--include")
+
+
+@pytest.mark.parametrize("link, target, extra", [
+    ("README", "README.md", ("--include", "*.md")),  # not matched by --include
+    (".latest.md", "notes/x.md", ()),  # hidden
+])
+def test_a_left_out_link_leaves_its_target_alone(tmp_path, small_bert, link, target, extra):
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    write(corpus, target, "Lighthouses guide ships at night.")
+    write(corpus, "other.md", "Harbours shelter boats from storms.")
+    (corpus / link).symlink_to(target)
+    target_path = str((corpus / target).resolve())
+
+    def target_chunks():
+        return query(index, "SELECT count(*) FROM chunks JOIN documents ON chunks.document_id = documents.id"
+                            " JOIN files ON documents.file_id = files.id WHERE files.path = ?", (target_path,))[0][0]
+
+    first = ingest(corpus, index, small_bert, *extra)
+    assert first["files_added"] == 2 and target_chunks() >= 1
+    chunks = query(index, "SELECT count(*) FROM chunks")[0][0]
+    for _ in range(2):  # the link is left out each run; its target is still taken directly
+        again = ingest(corpus, index, small_bert, *extra)
+        assert again["files_removed"] == 0 and again["files_added"] == 0, again
+        assert query(index, "SELECT count(*) FROM chunks")[0][0] == chunks
+        assert target_chunks() >= 1
+    assert str(corpus.resolve() / link) in [s["path"] for s in again["skipped"]]
+
+
+def test_a_target_reached_only_through_a_link_that_is_now_left_out_is_removed(tmp_path, small_bert):
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    write(tmp_path, "outside/x.md", "Lighthouses guide ships at night.")
+    write(corpus, "other.md", "Harbours shelter boats from storms.")
+    (corpus / "link.md").symlink_to(tmp_path / "outside" / "x.md")
+    assert ingest(corpus, index, small_bert)["files_added"] == 2
+    second = ingest(corpus, index, small_bert, "--exclude", "link.md")
+    assert second["files_removed"] == 1
+    paths = [p for (p,) in query(index, "SELECT path FROM files")]
+    assert paths == [str((corpus / "other.md").resolve())]

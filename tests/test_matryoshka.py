@@ -9,7 +9,7 @@ from index_helpers import fails_with, invoke
 from st_folders import TEXTS, minilm_copy, sentence_transformer
 
 import searchkit
-from searchkit.errors import BadInput, ModelMismatch
+from searchkit.errors import BadInput, ModelLoadError, ModelMismatch
 from searchkit.matryoshka import matryoshka_dims
 
 pytest.importorskip("sentence_transformers")
@@ -61,6 +61,9 @@ def test_matryoshka_dims_are_read_from_every_place_they_are_written(tmp_path):
     assert matryoshka_dims(tmp_path) == [16, 32]
     (tmp_path / "config_sentence_transformers.json").write_text(json.dumps({"matryoshka_dims": "all"}))
     assert matryoshka_dims(tmp_path) == sorted(DIMS)  # not a list of dims: the next place
+    (tmp_path / "config_sentence_transformers.json").write_text("{broken")
+    with pytest.raises(ModelLoadError, match="config_sentence_transformers.json: cannot read"):
+        matryoshka_dims(tmp_path)  # named, not taken for a file without dims
 
 
 def test_an_index_records_its_dim_and_refuses_another(folder, tmp_path, monkeypatch):

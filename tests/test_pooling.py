@@ -123,6 +123,22 @@ def test_unknown_pooling_refused_by_name(small_bert, name):
         searchkit.load_encoder(small_bert, pooling=name)
 
 
+def test_asked_pooling_gets_past_a_config_it_cannot_read(tmp_path, minilm):
+    """A folder whose pooling config names a mode searchkit lacks loads with --pooling given
+    (the config then decides nothing: prompts are pooled); without it the config is refused."""
+    folder = minilm_copy(tmp_path / "m", pooling={"pooling_mode": "median", "include_prompt": False})
+    with pytest.raises(ModelLoadError, match="unknown pooling mode 'median'"):
+        searchkit.load_encoder(folder, device="cpu")
+    enc = searchkit.load_encoder(folder, device="cpu", dtype="fp32", pooling="cls")
+    assert enc.pooling == "cls" and enc.include_prompt is True
+    np.testing.assert_allclose(enc.encode(TEXTS[:2]), searchkit.load_encoder(
+        "all-MiniLM-L6-v2", device="cpu", dtype="fp32", pooling="cls").encode(TEXTS[:2]), rtol=0, atol=1e-6)
+    (folder / "1_Pooling" / "config.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="1_Pooling/config.json: cannot read"):
+        searchkit.load_encoder(folder, device="cpu")
+    assert searchkit.load_encoder(folder, device="cpu", pooling="mean").pooling == "mean"
+
+
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     """A MiniLM folder per pooling mode, its 1_Pooling/config.json saying that mode."""

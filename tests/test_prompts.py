@@ -159,13 +159,19 @@ def test_stored_prompts_go_with_the_stored_model(tmp_path, docs):
         [(h.chunk_id, round(h.score, 5)) for h in before]
 
 
-def test_index_without_prompts_refuses_the_prompted_encoder(prompted, enc, docs, tmp_path):
+def test_index_without_prompts_keeps_none_when_a_prompted_model_is_named(prompted, enc, docs, tmp_path):
+    """`prompted` has all-MiniLM-L6-v2's weights: naming it opens an index built without
+    prompts with none (its vectors were made so); an explicit other prompt, or an encoder
+    made with one, is refused by name."""
     index = tmp_path / "idx"
     assert invoke("ingest", docs, "--index", index, "--json").exit_code == 0  # all-MiniLM-L6-v2, no prompt
+    plain = searchkit.open_index(index, device="cpu").search(QUERY, k=3)
     with pytest.raises(ModelMismatch, match="query_prompt None vs 'query: ', document_prompt None vs 'passage: '"):
         searchkit.open_index(index, encoder=enc).search(QUERY)
-    fails_with(invoke("ingest", docs, "--index", index, "--model", prompted), "query_prompt None vs 'query: '")
-    # An index from before prompts (no such keys) opens as "no prompt", and refuses the same way.
+    assert invoke("ingest", docs, "--index", index, "--model", prompted).exit_code == 0
+    fails_with(invoke("ingest", docs, "--index", index, "--model", prompted, "--query-prompt", "query: "),
+               "query_prompt None vs 'query: '")
+    # An index from before prompts (no such keys) opens as "no prompt", and behaves the same way.
     db = sqlite3.connect(index / "catalog.db")
     with db:
         db.execute("DELETE FROM settings WHERE key IN ('query_prompt', 'document_prompt', 'include_prompt', "
@@ -174,8 +180,49 @@ def test_index_without_prompts_refuses_the_prompted_encoder(prompted, enc, docs,
     old = searchkit.open_index(index, device="cpu")
     assert old.settings.query_prompt is None and old.settings.include_prompt is True
     assert old.search(QUERY, k=1)[0].path.endswith("lambda.txt")
+    named = searchkit.open_index(index, model=prompted, device="cpu")
+    assert (named.encoder.query_prompt, named.encoder.document_prompt) == ("", "")
+    assert [(h.chunk_id, round(h.score, 5)) for h in named.search(QUERY, k=3)] == \
+        [(h.chunk_id, round(h.score, 5)) for h in plain]
     with pytest.raises(ModelMismatch, match="query_prompt None vs 'query: '"):
         searchkit.open_index(index, encoder=enc).search(QUERY)
+    with pytest.raises(ModelMismatch, match="query_prompt None vs 'query: '"):
+        searchkit.open_index(index, model=prompted, query_prompt="query: ", device="cpu").search(QUERY)
+
+
+def test_recorded_prompts_stay_when_the_model_is_named_again(tmp_path, docs):
+    """Prompts given at the first ingest are the index's: naming the model again without the
+    prompt flags embeds with them (as README's e5 example re-runs its ingest)."""
+    folder = minilm_copy(tmp_path / "plain")  # no prompts of its own
+    index = tmp_path / "idx"
+    first = ["ingest", docs, "--index", index, "--model", folder]
+    assert invoke(*first, "--query-prompt", "query: ", "--document-prompt", "passage: ").exit_code == 0
+    result = invoke(*first, "--json")
+    assert result.exit_code == 0, result.output
+    reopened = searchkit.open_index(index, model=folder, device="cpu")
+    assert (reopened.encoder.query_prompt, reopened.encoder.document_prompt) == ("query: ", "passage: ")
+    fails_with(invoke(*first, "--document-prompt", ""), "document_prompt 'passage: ' vs None")
+
+
+def test_include_prompt_is_compared_only_where_a_prompt_is(tmp_path, docs):
+    """Without prompts, whether prompt tokens are pooled changes no vector: a folder whose
+    pooling config leaves prompts out opens an index built without prompts."""
+    from searchkit.settings import IndexSettings
+
+    folder = minilm_copy(tmp_path / "excl", pooling={"pooling_mode_mean_tokens": True, "include_prompt": False})
+    index = searchkit.open_index(tmp_path / "idx", device="cpu")  # all-MiniLM-L6-v2, no prompt
+    index.ingest([docs])
+    excluding = searchkit.load_encoder(folder, device="cpu")
+    assert excluding.include_prompt is False
+    assert searchkit.open_index(tmp_path / "idx", encoder=excluding).search(QUERY, k=1)[0].path.endswith("lambda.txt")
+    stored = IndexSettings(model="m", weights_sha256="0" * 64, query_prompt="query: ", include_prompt=False)
+    same = {k: getattr(stored, k) for k in ("model_type", "weights_sha256", "dim", "pooling", "normalize", "layer",
+                                            "max_length", "query_prompt", "document_prompt", "truncate_dim")}
+    stored.check_encoder({**same, "include_prompt": False}, "idx")
+    with pytest.raises(ModelMismatch, match="include_prompt False vs True"):
+        stored.check_encoder({**same, "include_prompt": True}, "idx")
+    unprompted = IndexSettings(model="m", weights_sha256="0" * 64, include_prompt=False)
+    unprompted.check_encoder({**same, "query_prompt": None, "include_prompt": True}, "idx")
 
 
 def test_parity_reference_gets_the_same_prompt(prompted, enc):
@@ -206,18 +253,21 @@ def test_pipeline_comparison_says_why_it_cannot_run(prompted):
     assert "normalisation is off" in why_not(searchkit.load_encoder(prompted, device="cpu", normalize=False))
 
 
-def test_options_take_the_stored_prompts_only_with_the_stored_model(tmp_path):
+def test_options_take_the_stored_prompts_unless_given(tmp_path):
     from searchkit.settings import IndexOptions, IndexSettings
 
     stored = IndexSettings(model="m", weights_sha256="0" * 64, query_prompt="query: ", include_prompt=False,
                            truncate_dim=64)
-    args = IndexOptions().encoder_args(stored)
-    assert (args["query_prompt"], args["document_prompt"], args["include_prompt"], args["dim"]) == \
-        ("query: ", "", False, 64)
-    args = IndexOptions(model="other").encoder_args(stored)  # the model's own prompts, checked later
-    assert (args["query_prompt"], args["document_prompt"], args["dim"]) == (None, None, 64)
-    assert "include_prompt" not in args
-    assert IndexOptions(query_prompt="q: ").encoder_args(stored)["query_prompt"] == "q: "
+    for options in (IndexOptions(), IndexOptions(model="other")):  # a model named: its weights are checked
+        args = options.encoder_args(stored)
+        assert (args["query_prompt"], args["document_prompt"], args["include_prompt"], args["dim"]) == \
+            ("query: ", "", False, 64)
+    assert IndexOptions(model="other", query_prompt="q: ").encoder_args(stored)["query_prompt"] == "q: "
     assert IndexOptions().encoder_args(IndexSettings())["query_prompt"] is None  # a new index
+    assert IndexOptions(model="other").encoder_args(IndexSettings())["query_prompt"] is None
+    # no prompt recorded: include_prompt changes nothing, and is left to the model
+    unprompted = IndexOptions(model="other").encoder_args(IndexSettings(model="m", weights_sha256="0" * 64))
+    assert (unprompted["query_prompt"], unprompted["document_prompt"]) == ("", "")
+    assert "include_prompt" not in unprompted
     rebuilt = IndexOptions().for_rebuild(stored, True, tmp_path, {})
     assert (rebuilt.model, rebuilt.query_prompt, rebuilt.document_prompt, rebuilt.dim) == ("m", "query: ", "", 64)

@@ -225,6 +225,33 @@ def test_int8_is_close_to_fp32(model_dir, ours):
     assert float(F.cosine_similarity(a[real], b[real]).min()) > 0.99 and not torch.equal(a[real], b[real])
 
 
+def test_calibrated_int8_encoder_is_close_to_fp32_and_batch_invariant(model_dir, enc):
+    """dtype int8 through the Encoder, as users get it: calibrated, so every projection (q/k/v
+    too) runs in int8 with its loud input channels kept in fp32 (models/int8.py)."""
+    int8 = Encoder(model_dir, device="cpu", dtype="int8")
+    dense = [m for m in int8.model.modules() if isinstance(m, Dense)]
+    assert dense and all(m.int8 is not None and m.int8.outliers is not None for m in dense)
+    texts = TEXTS + [long_text()]
+    full, quantised = enc.encode(texts), int8.encode(texts)
+    assert np.sum(full * quantised, axis=1).min() > 0.99 and not np.array_equal(full, quantised)
+    alone = np.stack([int8.encode([t])[0] for t in texts])
+    assert np.sum(alone * quantised, axis=1).min() > 0.9999
+
+
+def test_without_a_pooling_config_the_last_token_is_pooled(model_dir, enc, tmp_path):
+    """Qwen3's own default (Qwen3Model.default_pooling), not mean, for a folder without
+    1_Pooling/ and modules.json; read from config.json before any weight is loaded."""
+    import shutil
+
+    folder = variant(model_dir, tmp_path / "bare")
+    shutil.rmtree(folder / "1_Pooling")
+    (folder / "modules.json").unlink()
+    bare = Encoder(folder, device="cpu")
+    assert enc.pooling == bare.pooling == "lasttoken"
+    np.testing.assert_array_equal(bare.encode(TEXTS), enc.encode(TEXTS))
+    assert Encoder(folder, device="cpu", pooling="mean").pooling == "mean"
+
+
 def test_unpacked_weights_give_the_same_numbers(model_dir, ours):
     """Past PACK_LIMIT_BYTES a model keeps one copy of each weight; the numbers stay."""
     plain = load_model(model_dir)

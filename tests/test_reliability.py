@@ -340,6 +340,35 @@ def test_a_read_only_index_searches_and_refuses_to_write(built, tmp_path, small_
     verify_ok(index)
 
 
+def test_a_read_only_index_from_before_line_numbers_still_searches(built, tmp_path):
+    """m005 (chunk page and lines) cannot be applied to a read-only catalog; its columns
+    are read as NULL instead of the index refusing every search."""
+    import sqlite3
+    import subprocess
+
+    corpus, index = built
+    db = sqlite3.connect(index / "catalog.db")  # as an index made before m005
+    with db:
+        for column in ("page", "line_start", "line_end"):
+            db.execute(f"ALTER TABLE chunks DROP COLUMN {column}")
+        db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm005_chunk_positions'")
+    db.close()
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mount_or_skip("--bind", str(index), str(ro))
+    try:
+        done = subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], capture_output=True, text=True)
+        if done.returncode:
+            pytest.skip(f"remount read-only: {done.stderr.strip()}")
+        for mode in ("dense", "lexical", "hybrid"):
+            result = invoke("search", "loop over a sequence", "--index", ro, "--mode", mode, "--json")
+            assert result.exit_code == 0, result.output
+            hits = json.loads(result.stdout)
+            assert hits and all((h["page"], h["line_start"], h["line_end"]) == (None, None, None) for h in hits)
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
+
+
 def test_a_long_lived_reader_follows_a_rebuild(built, tmp_path, small_bert):
     """An `open_index` held across another process's `--rebuild` (as the TUI holds one)
     reopens the new index, with its model, instead of serving the old one forever."""

@@ -1,7 +1,9 @@
 """`-` reads standard input: `embed -`, `similarity -`, `similarity TEXT -`,
 `similarity --matrix -` and `search -` (one JSON line per query)."""
 
+import io
 import json
+import os
 from dataclasses import asdict
 
 import numpy as np
@@ -110,3 +112,46 @@ def test_search_stdin_human_groups_by_query(index_dir):
 def test_search_stdin_bad_line_after_good_ones(index_dir):
     result = run(["search", "-", "--index", index_dir, "-k", "1", "--json"], b"delete a name\n\xff\n")
     fails_with(result, "stdin line 2: not valid UTF-8")
+
+
+def test_search_stdin_from_a_pipe_answers_each_query_before_the_next(index_dir):
+    """A program that writes one query and waits for its JSON line gets it: queries from a
+    pipe are not held back to fill a batch."""
+    import queue
+    import subprocess
+    import sys
+    import threading
+
+    from index_helpers import REPO, env
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "searchkit", "search", "-", "--index", str(index_dir), "-k", "1", "--json", *CPU],
+        cwd=REPO, env=env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        for query, found in [("delete a name binding", "del.txt"), ("context manager", "with.txt")]:
+            proc.stdin.write(query + "\n")
+            proc.stdin.flush()
+            row = json.loads(lines.get(timeout=90))  # queue.Empty rather than a hang
+            assert row["query"] == query and row["hits"][0]["path"].endswith(found)
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def test_search_stdin_batches_only_what_is_all_there(tmp_path):
+    from searchkit.cli import _query_batch_size
+
+    file = tmp_path / "queries.txt"
+    file.write_text("a\nb\n")
+    with open(file, "rb") as regular:
+        assert _query_batch_size(regular) == 64
+    read, write = os.pipe()
+    with os.fdopen(read, "rb") as pipe, os.fdopen(write, "wb"):
+        assert _query_batch_size(pipe) == 1
+    assert _query_batch_size(io.BytesIO(b"a\n")) == 64  # in memory (CliRunner's input)

@@ -2,14 +2,14 @@
 
 Each architecture module provides `Config` (a dataclass with `from_hf_config(dict)`),
 `Model` (an nn.Module whose forward returns every hidden state as a list, numbered
-as `transformers` numbers `hidden_states`) and `convert_checkpoint(state, config)`
+as `transformers` numbers `hidden_states`; its class attribute `default_pooling` is the
+pooling used when a folder declares none) and `convert_checkpoint(state, config)`
 (the one table that maps checkpoint keys to ours).
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 from types import ModuleType
 
@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from ..errors import ModelLoadError
+from ..model_files import read_json_object
 from . import int8 as int8_ops
 from ._common import Dense, limit_packing, load_strict
 
@@ -34,13 +35,7 @@ ARCHITECTURES = {
 
 def read_config(model_dir: str | Path) -> dict:
     """The parsed config.json of a checkpoint folder."""
-    path = Path(model_dir) / "config.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelLoadError(f"{path}: not found") from None
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path}: cannot read ({exc})") from None
+    return read_json_object(Path(model_dir) / "config.json", required=True)
 
 
 def architecture(cfg: dict, source: str = "config.json") -> ModuleType:

@@ -126,6 +126,7 @@ class BertModel(nn.Module):
         return self.config.num_layers + 1
 
     default_layer = -1  # pool the last layer's output
+    default_pooling = "mean"  # without a pooling config (sentence-transformers' default)
 
     @property
     def max_positions(self) -> int:

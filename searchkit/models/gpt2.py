@@ -131,6 +131,7 @@ class GPT2Model(nn.Module):
     def default_layer(self) -> int:
         return self.config.num_layers // 2  # the middle block: GPT-2's best layer for embeddings
 
+    default_pooling = "mean"  # without a pooling config
     max_positions = property(lambda self: self.config.max_positions)
 
     def forward(

@@ -222,6 +222,7 @@ class ModernBertModel(nn.Module):
         return self.config.num_layers + 1
 
     default_layer = -1  # pool the model's output (after final_norm)
+    default_pooling = "mean"  # without a pooling config
     max_positions = property(lambda self: self.config.max_positions)
 
     def masks(self, attention_mask: torch.Tensor) -> dict[str, torch.Tensor | None]:

@@ -149,7 +149,8 @@ class Qwen3Attention(nn.Module):
         super().__init__()
         self.num_heads, self.num_kv_heads, self.head_dim = c.num_heads, c.num_kv_heads, c.head_dim
         bias = c.attention_bias
-        # q/k/v stay fp32 under dtype int8, as in every model here (see models/int8.py).
+        # int8_ok=False: q/k/v stay fp32 only under an uncalibrated int8 (load_model(int8=True)
+        # alone); the Encoder calibrates, and then they run in int8 too (models/int8.py).
         self.q_proj = Dense(c.hidden_size, c.num_heads * c.head_dim, bias=bias, int8_ok=False)
         self.k_proj = Dense(c.hidden_size, c.num_kv_heads * c.head_dim, bias=bias, int8_ok=False)
         self.v_proj = Dense(c.hidden_size, c.num_kv_heads * c.head_dim, bias=bias, int8_ok=False)
@@ -215,6 +216,8 @@ class Qwen3Model(nn.Module):
         return self.config.num_layers + 1
 
     default_layer = -1  # the model's output, after the final norm (Qwen3-Embedding pools it)
+    # without a pooling config: causal attention leaves only the last token (EOS) seeing the whole text
+    default_pooling = "lasttoken"
     max_positions = property(lambda self: self.config.max_positions)
 
     def forward(

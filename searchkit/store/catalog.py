@@ -113,6 +113,9 @@ def m005_chunk_positions(db: Database) -> None:
         db["chunks"].add_column(column, int)
 
 
+# Migrations a read-only catalog may lack and still be read: m005's columns read as NULL.
+READABLE_PENDING = {"m005_chunk_positions"}
+
 # SQL joining a chunk to its document and file, for filters on their columns.
 _CHUNK_JOINS = (
     "JOIN documents ON chunks.document_id = documents.id JOIN files ON documents.file_id = files.id"
@@ -191,7 +194,9 @@ class Catalog:
                 conn.close()  # empty, or someone else's database: never add tables to it
                 raise IndexCorrupt(f"{self.path}: not a searchkit catalog (a SQLite database without its tables)")
             if self.readonly:
-                if migrations.pending(self.db):
+                # m005 only adds nullable columns, which reads take as NULL where absent: an
+                # index from before it still answers searches on a read-only mount.
+                if {m.name for m in migrations.pending(self.db)} - READABLE_PENDING:
                     raise ReadOnlyIndex(f"{self.path}: made by an older searchkit and read-only; open it once with "
                                         "write access (any ingest) to bring it up to date")
             else:
@@ -199,6 +204,11 @@ class Catalog:
                 self.db.execute("PRAGMA synchronous = FULL")
                 migrations.apply(self.db)
             self.inode = self.inode or os.stat(self.path).st_ino
+            self.positions_sql = (
+                "chunks.page, chunks.line_start, chunks.line_end"
+                if {"page", "line_start", "line_end"} <= set(self.db["chunks"].columns_dict)
+                else "NULL AS page, NULL AS line_start, NULL AS line_end"  # read-only, from before m005
+            )
         except sqlite3.DatabaseError as exc:
             if "disk is full" in str(exc) or "readonly" in str(exc):
                 raise sql_error(self.path, exc) from None
@@ -326,7 +336,7 @@ class Catalog:
             marks = ",".join("?" * len(part))
             sql = (
                 "SELECT chunks.id, files.path, documents.key, documents.title, chunks.ordinal, "
-                "chunks.start, chunks.end, chunks.text, chunks.page, chunks.line_start, chunks.line_end FROM chunks "
+                f"chunks.start, chunks.end, chunks.text, {self.positions_sql} FROM chunks "
                 "JOIN documents ON chunks.document_id = documents.id "
                 f"JOIN files ON documents.file_id = files.id WHERE chunks.id IN ({marks})"
             )
