@@ -1,6 +1,7 @@
 """Regression tests for what a new user ran into (issue 12): user files the index must never
 delete, one bad file or value that must not stop everything, results that must not go stale."""
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -277,6 +278,22 @@ def mount_or_skip(*args: str) -> None:
         pytest.skip(f"mount {' '.join(args)}: {done.stderr.strip()}")
 
 
+@contextlib.contextmanager
+def read_only_view(folder: Path, where: Path):
+    """`folder` bind-mounted read-only at `where` (a read-only mount, as root sees one)."""
+    import subprocess
+
+    where.mkdir()
+    mount_or_skip("--bind", str(folder), str(where))
+    try:
+        done = subprocess.run(["mount", "-o", "remount,bind,ro", str(where)], capture_output=True, text=True)
+        if done.returncode:
+            pytest.skip(f"remount read-only: {done.stderr.strip()}")
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 6 MB tmpfs: room for a small index, and easy to fill."""
@@ -316,16 +333,8 @@ def test_disk_full_is_one_line_and_keeps_the_last_commit(small_disk, tmp_path, s
 
 
 def test_a_read_only_index_searches_and_refuses_to_write(built, tmp_path, small_bert):
-    import subprocess
-
     corpus, index = built
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    mount_or_skip("--bind", str(index), str(ro))
-    try:
-        done = subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], capture_output=True, text=True)
-        if done.returncode:
-            pytest.skip(f"remount read-only: {done.stderr.strip()}")
+    with read_only_view(index, tmp_path / "ro") as ro:
         for mode in ("dense", "lexical", "hybrid"):
             result = invoke("search", "loop over a sequence", "--index", ro, "--mode", mode, "--json")
             assert result.exit_code == 0 and json.loads(result.stdout), result.output
@@ -335,8 +344,6 @@ def test_a_read_only_index_searches_and_refuses_to_write(built, tmp_path, small_
         assert "the catalog is read-only" in checked.stderr
         fails_with(invoke(*ingest_args(corpus, ro, small_bert)), "read-only")
         assert invoke("verify", "--repair", "--index", ro).exit_code == 0  # nothing to mend: nothing written
-    finally:
-        subprocess.run(["umount", "-l", str(ro)], check=False)
     verify_ok(index)
 
 
@@ -344,7 +351,6 @@ def test_a_read_only_index_from_before_line_numbers_still_searches(built, tmp_pa
     """m005 (chunk page and lines) cannot be applied to a read-only catalog; its columns
     are read as NULL instead of the index refusing every search."""
     import sqlite3
-    import subprocess
 
     corpus, index = built
     db = sqlite3.connect(index / "catalog.db")  # as an index made before m005
@@ -353,20 +359,12 @@ def test_a_read_only_index_from_before_line_numbers_still_searches(built, tmp_pa
             db.execute(f"ALTER TABLE chunks DROP COLUMN {column}")
         db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm005_chunk_positions'")
     db.close()
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    mount_or_skip("--bind", str(index), str(ro))
-    try:
-        done = subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], capture_output=True, text=True)
-        if done.returncode:
-            pytest.skip(f"remount read-only: {done.stderr.strip()}")
+    with read_only_view(index, tmp_path / "ro") as ro:
         for mode in ("dense", "lexical", "hybrid"):
             result = invoke("search", "loop over a sequence", "--index", ro, "--mode", mode, "--json")
             assert result.exit_code == 0, result.output
             hits = json.loads(result.stdout)
             assert hits and all((h["page"], h["line_start"], h["line_end"]) == (None, None, None) for h in hits)
-    finally:
-        subprocess.run(["umount", "-l", str(ro)], check=False)
 
 
 def test_a_long_lived_reader_follows_a_rebuild(built, tmp_path, small_bert):
