@@ -91,7 +91,7 @@ def main() -> None:
 
     malloc = ("on, for every contender in this process (it is process-wide)" if keep_freed_memory()
               else "off (SEARCHKIT_MALLOPT=0 or not glibc)")
-    lines += ["", f"glibc malloc reuse (searchkit/cpu_memory.py): {malloc}"]
+    lines += ["", f"glibc malloc reuse (searchkit/cpu_memory.py): {malloc}", "", f"versions: {versions()}"]
     lines += ["", f"torch threads {torch.get_num_threads()}; tokens/s: best of {args.repeat} runs; "
               f"latency: the best of {LATENCY_PASSES} passes over the queries (p50 and p99 of that pass); "
               "the contenders take turns, run by run and pass by pass"]
@@ -99,6 +99,20 @@ def main() -> None:
     if args.record:
         record("Encoder throughput and latency, all-MiniLM-L6-v2", lines)
     tmp.cleanup()
+
+
+def versions() -> str:
+    """The peers' package versions, so that a later run can tell what changed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ("torch", "sentence-transformers", "transformers", "onnxruntime", "optimum", "openvino")
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            pass
+    return ", ".join(found)
 
 
 def goals(speed: dict, latency: dict, sets: list[str], peer_name: str) -> list[str]:

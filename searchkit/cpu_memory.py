@@ -7,10 +7,12 @@ pages, each one faulted in and zeroed by the kernel. A batch of 2048 tokens make
 several MB per op, dozens of times per layer, and the int8 path (models/int8.py) makes more
 of them than fp32. Raising glibc's trim threshold and top pad lets those pages be reused.
 
-Measured on 64 SciFact abstracts with all-MiniLM-L6-v2 (2-core AMD EPYC, torch 2.13.0, the
-same settings given as MALLOC_* environment variables, best of 4), on a quiet machine: int8
-1.80 -> 1.43 s, fp32 2.21 -> 2.14 s; in a second run, beside other work: int8 2.13 -> 1.37 s,
-bf16 1.38 -> 1.26 s. The mmap threshold alone (no trim setting) changed nothing.
+`python bench/malloc_reuse.py --docs 64 --dtypes int8,fp32,bf16 --record` (each setting in a
+fresh process holding only the encoder, as `searchkit ingest` does; 2-core AMD EPYC, torch
+2.13.0, 2026-12-06): int8 1.287 -> 1.141 s (1.13x), fp32 2.035 -> 1.964 s (1.04x), bf16 1.249
+-> 1.203 s (1.04x). A process that holds several encoders at once (bench/encoder_speed.py with
+its peers) showed no difference: int8 12,321 tok/s with it, 12,639 without. The mmap threshold
+alone (no trim setting) changed nothing in an earlier trial.
 
 This is what jemalloc or tcmalloc under LD_PRELOAD give PyTorch CPU inference, without a
 preload. The cost is resident memory: up to `TRIM_THRESHOLD` of freed memory stays mapped.
