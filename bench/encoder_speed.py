@@ -92,6 +92,8 @@ def main() -> None:
     malloc = ("on, for every contender in this process (it is process-wide)" if keep_freed_memory()
               else "off (SEARCHKIT_MALLOPT=0 or not glibc)")
     lines += ["", f"glibc malloc reuse (searchkit/cpu_memory.py): {malloc}", "", f"versions: {versions()}"]
+    paths = ", ".join(f"{name.removeprefix('searchkit ')} {e.single_text_path}" for name, e in ours.items())
+    lines += ["", f"searchkit single texts (searchkit/single_text_graph.py): {paths}"]
     lines += ["", f"torch threads {torch.get_num_threads()}; tokens/s: best of {args.repeat} runs; "
               f"latency: the best of {LATENCY_PASSES} passes over the queries (p50 and p99 of that pass); "
               "the contenders take turns, run by run and pass by pass"]

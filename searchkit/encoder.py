@@ -6,6 +6,7 @@ of the mean, and batches are formed from length-sorted texts only to save work.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from . import single_text_graph
 from .cpu_memory import keep_freed_memory
 from .dtype_speed import cpu_model
 from .errors import BadInput, ModelLoadError, bad_value
@@ -253,6 +255,11 @@ class Encoder:
         self.pad_id = self._pad_id()
         self.padding_side = padding_side(self.path)  # "left" for Qwen3-Embedding, as its tokenizer pads
         self.truncate_dim = None if dim is None else check_dim(dim, self.full_dim, self.matryoshka_dims)
+        # Single int8 texts: "eager" until a graph is traced, then "traced", or why not.
+        self.single_text_path = "eager"
+        self._graph = None
+        self._graph_lock = threading.Lock()
+        self._single_texts = 0
 
     # -- facts about the encoder ---------------------------------------------------------
 
@@ -362,13 +369,15 @@ class Encoder:
         for running a reference model on the same batch."""
         rows = [ids[i] or [self.pad_id] for i in order]
         T = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), T), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), T), dtype=torch.long)
+        # Filled in numpy, which takes a list into a slice in one step (a torch.tensor per
+        # row was a tenth of a single query's time).
+        input_ids = np.full((len(rows), T), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), T), dtype=np.int64)
         for b, row in enumerate(rows):
             span = slice(T - len(row), T) if self.padding_side == "left" else slice(0, len(row))
-            input_ids[b, span] = torch.tensor(row)
+            input_ids[b, span] = row
             mask[b, span] = 1
-        return Batch(order, input_ids, mask)
+        return Batch(order, torch.from_numpy(input_ids), torch.from_numpy(mask))
 
     # -- the forward pass -----------------------------------------------------------------
 
@@ -405,10 +414,37 @@ class Encoder:
         return len(ids) - int(bool(ids) and ids[-1] in self._special_ids)
 
     def _embed(self, batch: Batch, prompt_tokens: int = 0) -> torch.Tensor:
-        n = self.model.num_hidden_states
-        layer = self.layer % n
-        hidden = self.hidden_states(batch, upto=layer)[layer]
-        return self.pool(hidden, batch.attention_mask, prompt_tokens)
+        return self.pool(self._pooled_layer(batch), batch.attention_mask, prompt_tokens)
+
+    def _pooled_layer(self, batch: Batch) -> torch.Tensor:
+        """The hidden state that `pool` reads, from the traced graph for a single int8 text
+        once there is one (single_text_graph.py), else from the model. (fp32 and bf16 run
+        their projections as oneDNN-fused calls, which the tracer fails on; traced with
+        F.linear instead they were slower than eager.)"""
+        layer = self.layer % self.model.num_hidden_states
+        if len(batch.order) == 1 and self.int8:
+            graph = self._single_text_graph(batch.input_ids, layer)
+            if graph is not None:
+                with torch.inference_mode():
+                    return graph(batch.input_ids, batch.attention_mask)
+        return self.hidden_states(batch, upto=layer)[layer]
+
+    def _single_text_graph(self, input_ids: torch.Tensor, layer: int):
+        """The traced forward for one text, built at the second single text this encoder
+        embeds: a process that embeds one query and exits pays no tracing (about 0.1 s)."""
+        if self.single_text_path != "eager" or not single_text_graph.enabled():
+            return self._graph
+        if not getattr(self.model, "single_text_trace", False):
+            self.single_text_path = f"eager ({type(self.model).__name__} branches on the length)"
+            return None
+        with self._graph_lock:
+            self._single_texts += 1
+            if self._single_texts == 2:
+                def eager(ids, mask):
+                    return self.hidden_states(Batch(np.zeros(1, dtype=np.int64), ids, mask), upto=layer)[layer]
+
+                self._graph, self.single_text_path = single_text_graph.build(self.model, layer, input_ids, eager)
+        return self._graph
 
     def _embed_splitting(self, batch: Batch, prompt_tokens: int = 0) -> list[tuple[np.ndarray, torch.Tensor]]:
         """Embed a batch; when it runs out of memory, halve it and try again."""

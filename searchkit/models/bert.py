@@ -127,6 +127,8 @@ class BertModel(nn.Module):
 
     default_layer = -1  # pool the last layer's output
     default_pooling = "mean"  # without a pooling config (sentence-transformers' default)
+    # One unpadded text takes the same path at every length: a traced graph holds (single_text_graph.py).
+    single_text_trace = True
 
     @property
     def max_positions(self) -> int:

@@ -132,6 +132,7 @@ class GPT2Model(nn.Module):
         return self.config.num_layers // 2  # the middle block: GPT-2's best layer for embeddings
 
     default_pooling = "mean"  # without a pooling config
+    single_text_trace = True  # one path at every length (single_text_graph.py)
     max_positions = property(lambda self: self.config.max_positions)
 
     def forward(

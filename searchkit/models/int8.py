@@ -58,7 +58,6 @@ class Int8Weight:
     qweight_t: torch.Tensor  # (in, out) int8, zero in the outlier channels' rows
     scale: torch.Tensor  # (out,) fp32: brings each output channel back
     outliers: torch.Tensor | None = None  # (k,) input channels kept in fp32
-    keep: torch.Tensor | None = None  # (in,) fp32 1/0: zeroes the outliers before quantising
     side: torch.Tensor | None = None  # (k [+1], out) fp32: the outliers' weights [and the bias]
 
 
@@ -81,16 +80,23 @@ def prepare(weight: torch.Tensor, bias: torch.Tensor | None,
     idx = input_absmax.float().topk(min(outliers, w.shape[1])).indices.sort().values
     keep = torch.ones(w.shape[1], dtype=torch.float32, device=w.device)
     keep[idx] = 0.0
-    qweight_t, scale = quantize_weight(w * keep)  # the outliers take no part in the scales
+    # The outliers' int8 weights are zero: whatever their int8 inputs hold adds nothing.
+    qweight_t, scale = quantize_weight(w * keep)
     side = w[:, idx].t()  # (k, out)
     if bias is not None:
         side = torch.cat([side, bias.detach().float()[None, :]])  # a column of ones adds it
-    return Int8Weight(qweight_t, scale, idx, keep, side.contiguous())
+    return Int8Weight(qweight_t, scale, idx, side.contiguous())
 
 
-def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, in) float -> (N, in) int8 and the (N, 1) fp32 scale of each row."""
-    scale = x.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12).div_(QMAX)
+def quantize_rows(x: torch.Tensor, skip: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, in) float -> (N, in) int8 and the (N, 1) fp32 scale of each row. The channels
+    `skip` take no part in the scales; their int8 values are garbage (out of range, they
+    wrap), to be multiplied by zero weights. (Zeroing them in x first, a multiply over the
+    whole input, cost 2.1 -> 0.25 ms at 2048 x 384 on a 2-core EPYC.)"""
+    magnitude = x.abs()
+    if skip is not None:
+        magnitude.index_fill_(1, skip, 0.0)
+    scale = magnitude.amax(dim=1, keepdim=True).clamp_(min=1e-12).div_(QMAX)
     return (x / scale).add_(ROUNDER).sub_(ROUNDER).to(torch.int8), scale
 
 
@@ -104,8 +110,7 @@ def linear(x: torch.Tensor, w: Int8Weight, bias: torch.Tensor | None) -> torch.T
         side = rows.index_select(1, w.outliers)  # (N, k)
         if w.side.shape[0] > side.shape[1]:  # the bias row
             side = torch.cat([side, side.new_ones(side.shape[0], 1)], dim=1)
-        rows = rows * w.keep
-    q, xscale = quantize_rows(rows)
+    q, xscale = quantize_rows(rows, w.outliers)
     y = torch._int_mm(q, w.qweight_t).float()  # exact int32 sums
     y.mul_(xscale).mul_(w.scale)
     if side is not None:

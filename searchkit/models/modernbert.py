@@ -223,6 +223,9 @@ class ModernBertModel(nn.Module):
 
     default_layer = -1  # pool the model's output (after final_norm)
     default_pooling = "mean"  # without a pooling config
+    # Local layers skip their window mask while a text fits in the window (`masks`):
+    # a graph traced on a short text would skip it on long ones too (single_text_graph.py).
+    single_text_trace = False
     max_positions = property(lambda self: self.config.max_positions)
 
     def masks(self, attention_mask: torch.Tensor) -> dict[str, torch.Tensor | None]:

@@ -218,6 +218,7 @@ class Qwen3Model(nn.Module):
     default_layer = -1  # the model's output, after the final norm (Qwen3-Embedding pools it)
     # without a pooling config: causal attention leaves only the last token (EOS) seeing the whole text
     default_pooling = "lasttoken"
+    single_text_trace = True  # one path at every length (single_text_graph.py)
     max_positions = property(lambda self: self.config.max_positions)
 
     def forward(

@@ -1,0 +1,81 @@
+"""Single int8 texts run a traced graph of the model (single_text_graph.py), which must give
+the eager model's vectors bit for bit, and must not be used where it could not."""
+
+import numpy as np
+import pytest
+import torch
+from tiny_models import TEXTS, long_text, make_gpt2, make_modernbert, make_qwen3, make_xlm_roberta
+
+from searchkit import single_text_graph
+from searchkit.encoder import Encoder
+
+TEXTS_OF_EVERY_LENGTH = TEXTS + ["", "a", long_text(400), long_text()]
+
+
+def one_at_a_time(encoder: Encoder) -> np.ndarray:
+    return np.stack([encoder.encode([t])[0] for t in TEXTS_OF_EVERY_LENGTH])
+
+
+def eager_and_traced(folder, monkeypatch) -> tuple[np.ndarray, np.ndarray, Encoder]:
+    monkeypatch.setenv(single_text_graph.TRACE_ENV, "0")
+    eager = one_at_a_time(Encoder(folder, device="cpu", dtype="int8"))
+    monkeypatch.delenv(single_text_graph.TRACE_ENV)
+    encoder = Encoder(folder, device="cpu", dtype="int8")
+    return eager, one_at_a_time(encoder), encoder
+
+
+def test_minilm_int8_single_texts_run_traced_with_the_same_vectors(monkeypatch):
+    eager, traced, encoder = eager_and_traced("all-MiniLM-L6-v2", monkeypatch)
+    assert encoder.single_text_path == "traced" and encoder._graph is not None
+    assert np.array_equal(eager, traced)
+    # A batch still runs eager, and agrees with the texts alone as int8 does (test_int8.py).
+    together = encoder.encode(TEXTS_OF_EVERY_LENGTH)
+    assert float((together * traced).sum(1).min()) > 0.9999
+
+
+@pytest.mark.parametrize("make", [make_gpt2, make_xlm_roberta, make_qwen3], ids=["gpt2", "xlm-roberta", "qwen3"])
+def test_other_architectures_trace_with_the_same_vectors(tmp_path, monkeypatch, make):
+    eager, traced, encoder = eager_and_traced(make(tmp_path / "model"), monkeypatch)
+    assert encoder.single_text_path == "traced"
+    assert np.array_equal(eager, traced)
+
+
+def test_modernbert_stays_eager_because_its_masks_depend_on_the_length(tmp_path, monkeypatch):
+    eager, traced, encoder = eager_and_traced(make_modernbert(tmp_path / "model"), monkeypatch)
+    assert encoder.single_text_path.startswith("eager (ModernBertModel branches on the length")
+    assert encoder._graph is None and np.array_equal(eager, traced)
+
+
+def test_fp32_is_not_traced(minilm):
+    for text in TEXTS:
+        minilm.encode([text])
+    assert minilm.single_text_path == "eager" and minilm._graph is None
+
+
+class BakesTheLength(torch.nn.Module):
+    """A model whose output uses a Python int made from the input's length: a trace keeps
+    the traced length as a constant."""
+
+    def forward(self, input_ids, attention_mask, upto=None):
+        return [input_ids.float() * 0 + int(input_ids.shape[1])]
+
+
+class CannotBeTraced(torch.nn.Module):
+    def forward(self, input_ids, attention_mask, upto=None):
+        if torch.jit.is_tracing():
+            raise RuntimeError("no tracing here")
+        return [input_ids.float()]
+
+
+def test_a_graph_that_differs_from_the_model_is_refused():
+    model = BakesTheLength()
+    graph, why = single_text_graph.build(model, 0, torch.ones(1, 7, dtype=torch.long),
+                                         lambda ids, mask: model(ids, mask)[0])
+    assert graph is None and why == "the traced graph differs from the model at 6 tokens"
+
+
+def test_a_model_that_cannot_be_traced_stays_eager():
+    model = CannotBeTraced()
+    graph, why = single_text_graph.build(model, 0, torch.ones(1, 5, dtype=torch.long),
+                                         lambda ids, mask: model(ids, mask)[0])
+    assert graph is None and why.startswith("tracing failed (RuntimeError: no tracing here")
