@@ -440,10 +440,7 @@ class Encoder:
         with self._graph_lock:
             self._single_texts += 1
             if self._single_texts == 2:
-                def eager(ids, mask):
-                    return self.hidden_states(Batch(np.zeros(1, dtype=np.int64), ids, mask), upto=layer)[layer]
-
-                self._graph, self.single_text_path = single_text_graph.build(self.model, layer, input_ids, eager)
+                self._graph, self.single_text_path = single_text_graph.build(self.model, layer, input_ids)
         return self._graph
 
     def _embed_splitting(self, batch: Batch, prompt_tokens: int = 0) -> list[tuple[np.ndarray, torch.Tensor]]:

@@ -51,10 +51,9 @@ class _LayerOutput(torch.nn.Module):
         return self.model(input_ids, attention_mask, upto=self.layer)[self.layer]
 
 
-def build(model: torch.nn.Module, layer: int, input_ids: torch.Tensor,
-          eager: Forward) -> tuple[Forward | None, str]:
-    """A traced forward for (1, T) unpadded inputs, checked against `eager` on `input_ids`
-    and on a second length made from it; (None, why) when there is none."""
+def build(model: torch.nn.Module, layer: int, input_ids: torch.Tensor) -> tuple[Forward | None, str]:
+    """A traced forward for (1, T) unpadded inputs, checked against the model itself on
+    `input_ids` and on a second length made from it; (None, why) when there is none."""
     if input_ids.shape[0] != 1:
         return None, "traced on one text only"
     other = input_ids[:, :-1] if input_ids.shape[1] > 1 else input_ids.repeat(1, 2)
@@ -70,7 +69,7 @@ def build(model: torch.nn.Module, layer: int, input_ids: torch.Tensor,
             with torch.inference_mode():
                 for ids in (input_ids, other):
                     m = torch.ones_like(ids)
-                    if not torch.equal(graph(ids, m), eager(ids, m)):
+                    if not torch.equal(graph(ids, m), module(ids, m)):
                         return None, f"the traced graph differs from the model at {ids.shape[1]} tokens"
     except Exception as exc:  # any failure to trace leaves the eager path, which works
         return None, f"tracing failed ({type(exc).__name__}: {exc})"
