@@ -255,7 +255,7 @@ class Encoder:
         self.pad_id = self._pad_id()
         self.padding_side = padding_side(self.path)  # "left" for Qwen3-Embedding, as its tokenizer pads
         self.truncate_dim = None if dim is None else check_dim(dim, self.full_dim, self.matryoshka_dims)
-        # Single int8 texts: "eager" until a graph is traced, then "traced", or why not.
+        # Single texts on the CPU: "eager" until a graph is traced, then "traced", or why not.
         self.single_text_path = "eager"
         self._graph = None
         self._graph_lock = threading.Lock()
@@ -417,12 +417,10 @@ class Encoder:
         return self.pool(self._pooled_layer(batch), batch.attention_mask, prompt_tokens)
 
     def _pooled_layer(self, batch: Batch) -> torch.Tensor:
-        """The hidden state that `pool` reads, from the traced graph for a single int8 text
-        once there is one (single_text_graph.py), else from the model. (fp32 and bf16 run
-        their projections as oneDNN-fused calls, which the tracer fails on; traced with
-        F.linear instead they were slower than eager.)"""
+        """The hidden state that `pool` reads, from the traced graph for a single text on the
+        CPU once there is one (single_text_graph.py), else from the model."""
         layer = self.layer % self.model.num_hidden_states
-        if len(batch.order) == 1 and self.int8:
+        if len(batch.order) == 1:
             graph = self._single_text_graph(batch.input_ids, layer)
             if graph is not None:
                 with torch.inference_mode():
@@ -436,6 +434,9 @@ class Encoder:
             return self._graph
         if not getattr(self.model, "single_text_trace", False):
             self.single_text_path = f"eager ({type(self.model).__name__} branches on the length)"
+            return None
+        if self.device.type != "cpu":  # where no graph has been checked against eager yet
+            self.single_text_path = f"eager (not traced on {self.device.type})"
             return None
         with self._graph_lock:
             self._single_texts += 1

@@ -1,25 +1,30 @@
-"""The model's forward for one int8 text at a time, traced into a graph once per process.
+"""The model's forward for one text at a time on the CPU, traced into a graph once per process.
 
 A short query costs little arithmetic, and eager PyTorch adds Python to every step: module
 calls, our dispatch logic, and for int8 about 17 small tensor ops per projection (quantise,
 multiply, rescale), each through the dispatcher. TorchScript's tracer records the ops of one
 call and `torch.jit.freeze` folds the weights in; the graph then runs them without Python.
 Measured on all-MiniLM-L6-v2, 200 SciFact claims one at a time, p50 of the whole `encode`,
-the two encoders taking turns (2-core AMD EPYC, 2026-12-06, /tmp script): int8 eager 5.26 ms,
-traced 3.87 ms, with the same vectors bit for bit. (`torch.compile` reached 3.39 ms for the
-forward alone after 46 s of compiling, and changed int8 roundings; tracing takes 0.1 s.)
+the two encoders taking turns (2-core AMD EPYC, 2026-12-06, /tmp scripts), with the same
+vectors bit for bit: int8 eager 5.26 ms, traced 3.87; fp32 5.40 against 4.40; bf16 3.90
+against 3.00. (`torch.compile` reached 3.39 ms for the int8 forward alone after 46 s of
+compiling, and changed int8 roundings; tracing takes 0.1 s.)
 
-Only int8 is traced. fp32 and bf16 run their projections as oneDNN-fused calls, on which
-the tracer fails (a JIT internal assert); traced with F.linear instead they were slower than
-eager with the fused calls (forward p50, bf16 4.87 against 4.26 ms, fp32 7.53 against 5.72).
+fp32 and bf16 run their projections as oneDNN-fused calls on packed weights. Two things
+let the tracer record them: the packed weight is a buffer of its module, so the graph reads
+it from there (a oneDNN tensor cannot be a graph constant), and the fused call with an
+activation goes through a TorchScript function (the tracer cannot record its empty scalar
+list). Both live in models/_common.py.
 
 Python branches are taken once, at trace time. The graph is traced on one unpadded text,
 which is what every single text is, so the branches on padding masks are the ones a single
 text takes anyway; a model class whose forward branches on the length says so
 (`single_text_trace = False`: ModernBERT's local window mask) and is not traced. As a second
 guard `build` checks the graph against the eager model at two lengths, bit for bit, and gives
-up (the encoder stays eager) if it differs or if tracing fails. TorchScript is deprecated in
-favour of torch.compile; where a torch has dropped it, the same fallback applies.
+up (the encoder stays eager) if it differs or if tracing fails. That check has caught a
+real difference: TorchScript runs an out-of-place `addmm` with a bias as mm + add, which
+rounds differently, so model code that must trace uses the in-place form. TorchScript is
+deprecated in favour of torch.compile; where a torch has dropped it, the same fallback applies.
 """
 
 from __future__ import annotations

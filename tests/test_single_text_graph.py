@@ -1,5 +1,5 @@
-"""Single int8 texts run a traced graph of the model (single_text_graph.py), which must give
-the eager model's vectors bit for bit, and must not be used where it could not."""
+"""Single texts on the CPU run a traced graph of the model (single_text_graph.py), which must
+give the eager model's vectors bit for bit, and must not be used where it could not."""
 
 import numpy as np
 import pytest
@@ -8,6 +8,7 @@ from tiny_models import TEXTS, long_text, make_gpt2, make_modernbert, make_qwen3
 
 from searchkit import single_text_graph
 from searchkit.encoder import Encoder
+from searchkit.models._common import linear_path
 
 TEXTS_OF_EVERY_LENGTH = TEXTS + ["", "a", long_text(400), long_text()]
 
@@ -16,26 +17,39 @@ def one_at_a_time(encoder: Encoder) -> np.ndarray:
     return np.stack([encoder.encode([t])[0] for t in TEXTS_OF_EVERY_LENGTH])
 
 
-def eager_and_traced(folder, monkeypatch) -> tuple[np.ndarray, np.ndarray, Encoder]:
+def eager_and_traced(folder, monkeypatch, dtype: str = "int8") -> tuple[np.ndarray, np.ndarray, Encoder]:
     monkeypatch.setenv(single_text_graph.TRACE_ENV, "0")
-    eager = one_at_a_time(Encoder(folder, device="cpu", dtype="int8"))
+    eager = one_at_a_time(Encoder(folder, device="cpu", dtype=dtype))
     monkeypatch.delenv(single_text_graph.TRACE_ENV)
-    encoder = Encoder(folder, device="cpu", dtype="int8")
+    encoder = Encoder(folder, device="cpu", dtype=dtype)
     return eager, one_at_a_time(encoder), encoder
 
 
-def test_minilm_int8_single_texts_run_traced_with_the_same_vectors(monkeypatch):
-    eager, traced, encoder = eager_and_traced("all-MiniLM-L6-v2", monkeypatch)
+@pytest.mark.parametrize("dtype", ["int8", "fp32", "bf16"])
+def test_minilm_single_texts_run_traced_with_the_same_vectors(monkeypatch, dtype):
+    eager, traced, encoder = eager_and_traced("all-MiniLM-L6-v2", monkeypatch, dtype)
     assert encoder.single_text_path == "traced" and encoder._graph is not None
     assert np.array_equal(eager, traced)
-    # A batch still runs eager, and agrees with the texts alone as int8 does (test_int8.py).
+    # A batch still runs eager, and agrees with the texts alone (int8: test_int8.py).
     together = encoder.encode(TEXTS_OF_EVERY_LENGTH)
     assert float((together * traced).sum(1).min()) > 0.9999
 
 
+def test_fused_fp32_projections_are_traced_from_their_packed_weights(minilm):
+    """The oneDNN-fused calls, with their packed weights read from the module, are in the
+    graph: tracing has not fallen back to plain products."""
+    if linear_path(torch.device("cpu"), torch.float32) != "oneDNN-fused":
+        pytest.skip("this torch has no oneDNN-fused fp32 path")
+    for text in TEXTS[:3]:
+        minilm.encode([text])
+    kinds = [node.kind() for node in minilm._graph.graph.nodes()]
+    assert kinds.count("mkldnn::_linear_pointwise") + kinds.count("mkldnn::_linear_pointwise.binary") == 24
+
+
+@pytest.mark.parametrize("dtype", ["int8", "fp32"])
 @pytest.mark.parametrize("make", [make_gpt2, make_xlm_roberta, make_qwen3], ids=["gpt2", "xlm-roberta", "qwen3"])
-def test_other_architectures_trace_with_the_same_vectors(tmp_path, monkeypatch, make):
-    eager, traced, encoder = eager_and_traced(make(tmp_path / "model"), monkeypatch)
+def test_other_architectures_trace_with_the_same_vectors(tmp_path, monkeypatch, make, dtype):
+    eager, traced, encoder = eager_and_traced(make(tmp_path / "model"), monkeypatch, dtype)
     assert encoder.single_text_path == "traced"
     assert np.array_equal(eager, traced)
 
@@ -46,10 +60,14 @@ def test_modernbert_stays_eager_because_its_masks_depend_on_the_length(tmp_path,
     assert encoder._graph is None and np.array_equal(eager, traced)
 
 
-def test_fp32_is_not_traced(minilm):
-    for text in TEXTS:
-        minilm.encode([text])
-    assert minilm.single_text_path == "eager" and minilm._graph is None
+def test_cuda_is_not_traced(monkeypatch):
+    """The graph has only been checked on the CPU; elsewhere single texts stay eager."""
+    encoder = Encoder("all-MiniLM-L6-v2", device="cpu")
+    monkeypatch.setattr(encoder, "device", torch.device("cuda"))  # what the choice reads
+    ids = torch.tensor(encoder.tokenize(TEXTS[:1]))
+    for _ in range(3):
+        assert encoder._single_text_graph(ids, encoder.layer % encoder.model.num_hidden_states) is None
+    assert encoder.single_text_path == "eager (not traced on cuda)" and encoder._graph is None
 
 
 class BakesTheLength(torch.nn.Module):

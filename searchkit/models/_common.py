@@ -153,7 +153,10 @@ class Dense(nn.Linear):
         if residual is not None and self.act is None:
             return torch.ops.mkldnn._linear_pointwise.binary(x, residual.contiguous(), weight, self.bias, "add")
         attr, algorithm = ONEDNN_ACTIVATIONS[self.act_name] if self.act_name else ("none", "")
-        y = torch.ops.mkldnn._linear_pointwise(x, weight, self.bias, attr, [], algorithm)
+        if torch.jit.is_tracing():  # the tracer cannot record the op's empty scalar list
+            y = _traceable_linear_pointwise()(x, weight, self.bias, attr, algorithm)
+        else:
+            y = torch.ops.mkldnn._linear_pointwise(x, weight, self.bias, attr, [], algorithm)
         return y if residual is None else residual + y
 
     def _packed_weight(self) -> torch.Tensor:
@@ -171,8 +174,24 @@ class Dense(nn.Linear):
         if cached is not None and cached[0] == key:
             return cached[1]
         packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), PACK_ROWS_HINT)
+        # A buffer, not a plain attribute, so that a traced graph reads it from the module:
+        # the tracer cannot hold a oneDNN tensor as a constant (single_text_graph.py).
+        # Not persistent: state_dict stays the checkpoint's.
+        self.register_buffer("packed_weight", packed, persistent=False)
         self._packed = (key, packed)
         return packed
+
+
+@functools.cache
+def _traceable_linear_pointwise():
+    """oneDNN's fused linear + activation as a TorchScript function: called while tracing,
+    it enters the graph as a call, where the bare op's `Scalar?[]` argument cannot."""
+
+    def linear_pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                         attr: str, algorithm: str) -> torch.Tensor:
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, attr, [], algorithm)
+
+    return torch.jit.script(linear_pointwise)
 
 
 def limit_packing(model: nn.Module, limit: int = PACK_LIMIT_BYTES) -> bool:
