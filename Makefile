@@ -29,7 +29,10 @@ $(BENCH_VENV)/.installed: pyproject.toml Makefile
 	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install -q torch==2.13.0
 	$(BENCH_VENV)/bin/python -m pip install -q -e '.[cpu,bench,peers]'
-	-timeout 900 $(BENCH_VENV)/bin/python -m pip install -q -e '.[peers-openvino]' \
+	# OpenVINO on top, keeping what the ONNX peers pinned (a newer optimum-intel pulls an
+	# optimum that optimum-onnx refuses).
+	$(BENCH_VENV)/bin/python -m pip freeze --exclude-editable > $(BENCH_VENV)/constraints.txt
+	-timeout 900 $(BENCH_VENV)/bin/python -m pip install -q -c $(BENCH_VENV)/constraints.txt -e '.[peers-openvino]' \
 		|| echo "OpenVINO did not install: the bench runs the ONNX peers without it"
 	touch $@
 
