@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import BadInput, MissingDependency, bad_value
 from .filters import compile_where
-from .images import check_image_path
+from .images import check_image_path, save_figure
 
 if TYPE_CHECKING:
     from .index import Index
@@ -238,8 +238,6 @@ def _draw(out: Path, xy: np.ndarray, names: list[str], groups: list[MapGroup], a
         handle.set_alpha(1.0)
     fig.tight_layout()
     try:
-        fig.savefig(str(out), dpi=100)
-    except OSError as exc:
-        raise BadInput(f"{out}: cannot write ({exc.strerror or exc})") from None
+        save_figure(fig, out, "map", dpi=100)
     finally:
         plt.close(fig)

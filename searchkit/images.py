@@ -1,9 +1,12 @@
-"""Where a picture (a parity plot, a corpus map) may be written, checked before the work."""
+"""Where a picture (a parity plot, a corpus map) may be written, checked before the work,
+and the writing itself, which replaces an existing picture only once the new one is whole."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import tempfile
 from pathlib import Path
 
 from .errors import BadInput, MissingDependency
@@ -34,3 +37,26 @@ def check_image_path(path: str | Path, what: str) -> Path:
         others = ", .".join(f for f in sorted(formats) if f != "png")
         raise BadInput(f"{what} {path}: expected a .png file name (or .{others})")
     return path
+
+
+def save_figure(fig, path: Path, what: str, dpi: int) -> None:
+    """Write a matplotlib figure to `path` (its format from the suffix) through a temporary
+    file beside it, renamed over `path` once written: a failure half-way (a full disk, an
+    interrupt) leaves an earlier picture at `path` as it was, and no partial file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format=path.suffix.lower().lstrip("."), dpi=dpi)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a picture is as any new file
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise BadInput(f"{what} {path}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -16,7 +16,7 @@ import torch
 
 from .encoder import Encoder
 from .errors import MissingDependency
-from .images import check_image_path
+from .images import check_image_path, save_figure
 from .models._common import linear_path, positions_from_mask
 
 # Texts of mixed lengths, so that padding is in play; the last one is longer than
@@ -228,5 +228,7 @@ def plot(report: ParityReport, path: str | Path) -> None:
     ax.set_title(f"{Path(report.model).name} ({report.model_type}, {report.dtype}): {verdict}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(str(path), dpi=120)
-    plt.close(fig)
+    try:
+        save_figure(fig, Path(path), "plot", dpi=120)
+    finally:
+        plt.close(fig)

@@ -149,3 +149,31 @@ def test_groups_are_top_level_entries_and_capped():
     assert other == "other (3 more)" and len(set(kept)) == MAX_GROUPS + 1
     assert kept.count(other) == 1 + 2 + 3  # the three smallest groups
     assert _keep_largest(names[:10]) == (names[:10], None)
+
+
+def test_a_map_replaces_an_earlier_picture_only_once_it_is_whole(index_dir, tmp_path, monkeypatch):
+    """Writing goes through a temporary file renamed at the end: a failure half-way (a full
+    disk, here) leaves the earlier picture as it was and no partial file beside it."""
+    import os
+
+    from matplotlib.figure import Figure
+
+    out = tmp_path / "m.png"
+    out.write_bytes(b"an earlier picture")
+    real_savefig = Figure.savefig
+
+    def disk_fills_up(self, fh, **kwargs):
+        fh.write(b"half a png")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", disk_fills_up)
+    fails_with(invoke("map", "--index", index_dir, "--out", out), f"map {out}: cannot write (No space left on device)")
+    assert out.read_bytes() == b"an earlier picture" and os.listdir(tmp_path) == ["m.png"]
+
+    monkeypatch.setattr(Figure, "savefig", real_savefig)
+    result = invoke("map", "--index", index_dir, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and os.listdir(tmp_path) == ["m.png"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
