@@ -429,7 +429,7 @@ class Encoder:
 
     def _single_text_graph(self, input_ids: torch.Tensor, layer: int):
         """The traced forward for one text, built at the second single text this encoder
-        embeds: a process that embeds one query and exits pays no tracing (about 0.1 s)."""
+        embeds: a process that embeds one query and exits pays no tracing (0.1-0.35 s)."""
         if self.single_text_path != "eager" or not single_text_graph.enabled():
             return self._graph
         if not getattr(self.model, "single_text_trace", False):

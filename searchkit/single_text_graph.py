@@ -8,7 +8,7 @@ Measured on all-MiniLM-L6-v2, 200 SciFact claims one at a time, p50 of the whole
 the two encoders taking turns (2-core AMD EPYC, 2026-12-06, /tmp scripts), with the same
 vectors bit for bit: int8 eager 5.26 ms, traced 3.87; fp32 5.40 against 4.40; bf16 3.90
 against 3.00. (`torch.compile` reached 3.39 ms for the int8 forward alone after 46 s of
-compiling, and changed int8 roundings; tracing takes 0.1 s.)
+compiling, and changed int8 roundings; tracing takes 0.1-0.35 s.)
 
 fp32 and bf16 run their projections as oneDNN-fused calls on packed weights. Two things
 let the tracer record them: the packed weight is a buffer of its module, so the graph reads
