@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from .errors import BadInput, MissingDependency
@@ -43,20 +43,15 @@ def save_figure(fig, path: Path, what: str, dpi: int) -> None:
     """Write a matplotlib figure to `path` (its format from the suffix) through a temporary
     file beside it, renamed over `path` once written: a failure half-way (a full disk, an
     interrupt) leaves an earlier picture at `path` as it was, and no partial file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    # A name of our own opened exclusively, not mkstemp: its 0600 would outlive the rename,
+    # where a picture should get the umask's permissions as any new file does.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.partial")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "xb") as fh:
             fig.savefig(fh, format=path.suffix.lower().lstrip("."), dpi=dpi)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a picture is as any new file
         os.replace(tmp, path)
     except OSError as exc:
         raise BadInput(f"{what} {path}: cannot write ({exc.strerror or exc})") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -21,10 +21,11 @@ which is what every single text is, so the branches on padding masks are the one
 text takes anyway; a model class whose forward branches on the length says so
 (`single_text_trace = False`: ModernBERT's local window mask) and is not traced. As a second
 guard `build` checks the graph against the eager model at two lengths, bit for bit, and gives
-up (the encoder stays eager) if it differs or if tracing fails. That check has caught a
-real difference: TorchScript runs an out-of-place `addmm` with a bias as mm + add, which
-rounds differently, so model code that must trace uses the in-place form. TorchScript is
-deprecated in favour of torch.compile; where a torch has dropped it, the same fallback applies.
+up (the encoder stays eager) if it differs or if tracing fails. That check caught a real
+difference in a trial of another int8 product: TorchScript runs an out-of-place `addmm`
+with a bias as mm + add, which rounds differently, so model code that must trace uses the
+in-place form. TorchScript is deprecated in favour of torch.compile; where a torch has
+dropped it, the same fallback applies.
 """
 
 from __future__ import annotations

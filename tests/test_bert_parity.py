@@ -71,10 +71,10 @@ def test_the_packed_weight_is_made_once_and_follows_the_weight():
     x = torch.randn(5, 16)
     with torch.inference_mode():
         first = dense(x)
-        packed = dense._packed[1]
+        packed = dense.packed_weight
         assert packed.is_mkldnn
         dense(x)
-        assert dense._packed[1] is packed  # reused, not re-laid out per call
+        assert dense.packed_weight is packed  # reused, not re-laid out per call
     torch.testing.assert_close(first, torch.nn.functional.gelu(x @ dense.weight.T + dense.bias))
     with torch.no_grad():
         dense.weight.mul_(2)  # an in-place edit must not leave a stale copy behind

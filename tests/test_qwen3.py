@@ -260,7 +260,7 @@ def test_unpacked_weights_give_the_same_numbers(model_dir, ours):
     with torch.inference_mode():
         a, b = ours(ids, mask), plain(ids, mask)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
-    assert not any(hasattr(m, "_packed") for m in plain.modules() if isinstance(m, Dense))
+    assert not any(hasattr(m, "packed_weight") for m in plain.modules() if isinstance(m, Dense))
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "int8"])

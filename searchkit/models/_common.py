@@ -170,15 +170,14 @@ class Dense(nn.Linear):
         that is 42 MB more in fp32; models past PACK_LIMIT_BYTES make no copy (`pack`).
         """
         key = (self.weight.data_ptr(), self.weight.dtype, _version_of(self.weight))
-        cached = getattr(self, "_packed", None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        if getattr(self, "_packed_key", None) == key:
+            return self.packed_weight
         packed = torch.ops.mkldnn._reorder_linear_weight(self.weight.detach(), PACK_ROWS_HINT)
         # A buffer, not a plain attribute, so that a traced graph reads it from the module:
         # the tracer cannot hold a oneDNN tensor as a constant (single_text_graph.py).
         # Not persistent: state_dict stays the checkpoint's.
         self.register_buffer("packed_weight", packed, persistent=False)
-        self._packed = (key, packed)
+        self._packed_key = key
         return packed
 
 
