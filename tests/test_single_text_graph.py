@@ -35,6 +35,18 @@ def test_minilm_single_texts_run_traced_with_the_same_vectors(monkeypatch, dtype
     assert float((together * traced).sum(1).min()) > 0.9999
 
 
+def test_a_session_can_trace_before_its_first_query(monkeypatch):
+    """The TUI traces once the model is loaded, so no query waits for it; the graph then
+    serves every single text, with the eager vectors."""
+    encoder = Encoder("all-MiniLM-L6-v2", device="cpu")
+    assert encoder.trace_single_texts() == "traced"
+    graph = encoder._graph
+    traced = one_at_a_time(encoder)
+    assert encoder._graph is graph  # built once, not again at the second text
+    monkeypatch.setenv(single_text_graph.TRACE_ENV, "0")
+    assert np.array_equal(traced, one_at_a_time(Encoder("all-MiniLM-L6-v2", device="cpu")))
+
+
 def test_fused_fp32_projections_are_traced_from_their_packed_weights(minilm):
     """The oneDNN-fused calls, with their packed weights read from the module, are in the
     graph: tracing has not fallen back to plain products."""

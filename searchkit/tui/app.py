@@ -144,6 +144,9 @@ class SearchApp(App):
             name = Path(encoder.name).name if "/" in encoder.name else encoder.name
             facts = IndexFacts(name, str(encoder.device), encoder.dtype_name, info["vectors"], root)
             self.post_message(IndexReady(index, facts))
+            # Queries come one at a time here: trace their graph now, while the user types,
+            # rather than during the second query (a first query waits on the lock meanwhile).
+            encoder.trace_single_texts()
         except IndexNotFound as exc:
             self.post_message(IndexFailed(one_line(exc), "no index", cause=exc))
         except SearchkitError as exc:  # corrupt index, model missing or mismatched
