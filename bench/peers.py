@@ -2,11 +2,11 @@
 ONNX dynamic int8 and OpenVINO (its default precision, and f32), each exported here from the
 packaged model folder.
 
-They need `sentence-transformers[onnx]` (and `[openvino]` for OpenVINO, which is optional),
-which pins transformers 4.x: it lives in
-its own environment (`make bench-venv`, `.venv-bench`) so that the test environment keeps
-the transformers the parity tests compare against. Without it the benches run the torch
-peer alone and say so.
+They need `sentence-transformers[onnx]` (and openvino + optimum-intel for OpenVINO, which
+are optional: the `peers-openvino` extra), which pins transformers 4.x: it lives in its own
+environment (`make bench-venv`, `.venv-bench`) so that the test environment keeps the
+transformers the parity tests compare against. Without it the benches run the torch peer
+alone and say so.
 """
 
 from __future__ import annotations
