@@ -145,7 +145,7 @@ def test_search_stdin_from_a_pipe_answers_each_query_before_the_next(index_dir):
 
 
 def test_search_stdin_batches_only_what_is_all_there(tmp_path):
-    from searchkit.cli import _query_batch_size
+    from searchkit.cli.search import _query_batch_size
 
     file = tmp_path / "queries.txt"
     file.write_text("a\nb\n")

@@ -1,0 +1,5 @@
+"""`python -m searchkit.cli`, as `python -m searchkit`."""
+
+from . import main
+
+main()
