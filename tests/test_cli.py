@@ -138,3 +138,28 @@ def test_info_reports_the_machine(runner, index_dir):
     assert [d["dtype"] for d in speeds["measured"]] == ["fp32", "bf16", "int8"]
     assert all(d["tokens_per_s"] > 0 for d in speeds["measured"]) and speeds["fastest"] in ("fp32", "bf16", "int8")
     assert info["searches_on"] == ("GPU 0" if gpu_count() else "CPU")  # CI: faiss-cpu
+
+
+def test_info_retime_measures_again_and_says_when_the_cpu_was_busy(runner, index_dir, tmp_path, monkeypatch):
+    from searchkit import dtype_speed
+    from searchkit.dtype_speed import DtypeSpeed
+
+    monkeypatch.setenv("SEARCHKIT_CACHE_DIR", str(tmp_path))
+    runs = []
+
+    def fake_measure(model, steady=True):
+        runs.append(model)
+        return [DtypeSpeed("fp32", 1000.0, 1.0, steady), DtypeSpeed("bf16", 2000.0, 0.9999, steady),
+                DtypeSpeed("int8", 500.0, 0.999, steady)]
+
+    monkeypatch.setattr(dtype_speed, "measure", fake_measure)
+    args = ["info", "--index", str(index_dir)]
+    assert json.loads(runner.invoke(main, [*args, "--json"]).stdout)["cpu_dtypes"]["fastest"] == "bf16"
+    assert runner.invoke(main, [*args, "--json"]).exit_code == 0 and len(runs) == 1  # cached
+    assert runner.invoke(main, [*args, "--retime", "--json"]).exit_code == 0 and len(runs) == 2
+
+    monkeypatch.setattr(dtype_speed, "measure", lambda model: fake_measure(model, steady=False))
+    result = runner.invoke(main, [*args, "--retime"])
+    assert result.exit_code == 0 and len(runs) == 3
+    assert "fastest = fp32 (the CPU was busy" in " ".join(result.stdout.split())
+    assert "fastest = bf16" in " ".join(runner.invoke(main, args).stdout.split())  # the busy run replaced nothing

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+import click
 from rich.table import Table
 from rich.text import Text
 
@@ -14,15 +15,17 @@ from .group import main
 
 @main.command()
 @index_option
+@click.option("--retime", is_flag=True,
+              help="Time the CPU dtypes again, replacing this machine's cached figures (after a busy spell, say).")
 @json_option
 @handle_errors
-def info(index_dir, as_json):
+def info(index_dir, retime, as_json):
     """What an index holds and how it was built, and what this machine supports."""
     from ..encoder import machine_facts
     from ..index import Index
 
     data = {**Index(index_dir).info(), "machine": machine_facts()}
-    data["cpu_dtypes"] = _cpu_dtypes(str(data["settings"].get("model")))
+    data["cpu_dtypes"] = _cpu_dtypes(str(data["settings"].get("model")), retime)
     data["matryoshka_dims"] = _matryoshka_dims(data["settings"].get("model"))
     if as_json:
         emit_json(data)
@@ -57,7 +60,9 @@ def info(index_dir, as_json):
     speeds = data["cpu_dtypes"]
     rows.append(("CPU dtypes", "measured here: " + ", ".join(
         f"{d['dtype']} {d['tokens_per_s']:,.0f} tok/s (cos {d['min_cosine']:.4f})" for d in speeds["measured"])
-        + f"; fastest = {speeds['fastest']}"))
+        + f"; fastest = {speeds['fastest']}"
+        + ("" if speeds["steady"] else " (the CPU was busy: these figures are not cached, and fastest stays fp32;"
+                                       " run `searchkit info --retime` when it is quiet)")))
     run = data.get("last_run")
     if run:
         sm = run["summary"]
@@ -79,15 +84,17 @@ def _matryoshka_dims(model) -> list[int]:
         return []
 
 
-def _cpu_dtypes(model: str) -> dict:
-    """The index model's tokens/s in each CPU dtype on this machine (measured once, cached)."""
+def _cpu_dtypes(model: str, retime: bool = False) -> dict:
+    """The index model's tokens/s in each CPU dtype on this machine (measured once, cached;
+    `retime`: measured again)."""
     from ..dtype_speed import cache_file, fastest, is_cached, measured
 
-    if not is_cached(model):
-        stderr.print(f"timing {model} in fp32, bf16 and int8 on this CPU (once; cached in {cache_file()})…",
-                     highlight=False)
-    speeds = measured(model)
-    return {"measured": [asdict(s) for s in speeds], "fastest": fastest(speeds)}
+    if retime or not is_cached(model):
+        stderr.print(f"timing {model} in fp32, bf16 and int8 on this CPU ({'again' if retime else 'once'}; "
+                     f"cached in {cache_file()})…", highlight=False)
+    speeds = measured(model, refresh=retime)
+    return {"measured": [asdict(s) for s in speeds], "fastest": fastest(speeds),
+            "steady": all(s.steady for s in speeds)}
 
 
 def _index_type_line(s: dict) -> str:
