@@ -71,6 +71,10 @@ def build(model: torch.nn.Module, layer: int, input_ids: torch.Tensor) -> tuple[
             with torch.no_grad():
                 module = _LayerOutput(model, layer).eval()
                 mask = torch.ones_like(input_ids)
+                # One eager pass first, so that the trace records the model as it runs from
+                # then on, not its first call: what is made once on first use (the packed
+                # weights, the oneDNN dtype probe) is made here, outside the tracer.
+                module(input_ids, mask)
                 graph = torch.jit.freeze(torch.jit.trace(module, (input_ids, mask), check_trace=False))
             with torch.inference_mode():
                 for ids in (input_ids, other):

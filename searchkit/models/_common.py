@@ -68,9 +68,18 @@ PACK_LIMIT_BYTES = 512 * 2**20
 ONEDNN_ENV = "SEARCHKIT_ONEDNN"  # "0": plain F.linear everywhere (A/B benchmarks, debugging)
 
 
-@functools.cache
 def _onednn_dtypes() -> frozenset:
     """The dtypes for which the fused CPU path is taken (none without oneDNN)."""
+    if torch.jit.is_tracing() and not _probe_onednn_dtypes.cache_info().currsize:
+        # The probe is an op whose bool result a trace cannot record: asked inside a trace it
+        # fails, and that answer ("none") would stay for the whole process. Not fused in this
+        # trace, then; single_text_graph.build runs the model eagerly before it traces.
+        return frozenset()
+    return _probe_onednn_dtypes()
+
+
+@functools.cache
+def _probe_onednn_dtypes() -> frozenset:
     if os.environ.get(ONEDNN_ENV, "1") == "0" or not torch.backends.mkldnn.is_available():
         return frozenset()
     try:
