@@ -355,6 +355,9 @@ class Encoder:
 
     def batches(self, ids: list[list[int]]) -> list[Batch]:
         """Length-sorted batches of at most `batch_tokens` padded tokens each."""
+        if len(ids) == 1:  # a query: no sorting or padding, and no numpy (see single_text_graph.py)
+            row = torch.tensor([ids[0] or [self.pad_id]])
+            return [Batch(np.zeros(1, dtype=np.int64), row, torch.ones_like(row))]
         lengths = np.array([max(len(x), 1) for x in ids])
         order = np.argsort(-lengths, kind="stable")
         out, start = [], 0
@@ -416,18 +419,15 @@ class Encoder:
         return len(ids) - int(bool(ids) and ids[-1] in self._special_ids)
 
     def _embed(self, batch: Batch, prompt_tokens: int = 0) -> torch.Tensor:
-        return self.pool(self._pooled_layer(batch), batch.attention_mask, prompt_tokens)
-
-    def _pooled_layer(self, batch: Batch) -> torch.Tensor:
-        """The hidden state that `pool` reads, from the traced graph for a single text on the
-        CPU once there is one (single_text_graph.py), else from the model."""
-        layer = self.layer % self.model.num_hidden_states
-        if len(batch.order) == 1:
-            graph = self._single_text_graph(batch.input_ids, layer)
+        """(B, dim) vectors: a single text on the CPU from the traced graph, which pools and
+        normalises too, once there is one (single_text_graph.py); else the model, then `pool`."""
+        if len(batch.order) == 1 and not prompt_tokens:  # the graph pools every token
+            graph = self._single_text_graph(batch.input_ids)
             if graph is not None:
                 with torch.inference_mode():
                     return graph(batch.input_ids, batch.attention_mask)
-        return self.hidden_states(batch, upto=layer)[layer]
+        layer = self.layer % self.model.num_hidden_states
+        return self.pool(self.hidden_states(batch, upto=layer)[layer], batch.attention_mask, prompt_tokens)
 
     def trace_single_texts(self) -> str:
         """Build the graph that single texts run (single_text_graph.py) now, on a fixed text,
@@ -435,10 +435,10 @@ class Encoder:
         at a time (the TUI calls it once the model is loaded), so that no query of theirs
         pays the 0.1-0.35 s. Returns `single_text_path` ("traced", or why not)."""
         ids = torch.tensor([self.tokenize([TRACE_SAMPLE])[0]])
-        self._single_text_graph(ids, self.layer % self.model.num_hidden_states, now=True)
+        self._single_text_graph(ids, now=True)
         return self.single_text_path
 
-    def _single_text_graph(self, input_ids: torch.Tensor, layer: int, now: bool = False):
+    def _single_text_graph(self, input_ids: torch.Tensor, now: bool = False):
         """The traced forward for one text, built at the second single text this encoder
         embeds (or `now`): a process that embeds one query and exits pays no tracing."""
         if self.single_text_path != "eager" or not single_text_graph.enabled():
@@ -452,7 +452,9 @@ class Encoder:
         with self._graph_lock:
             self._single_texts += 1
             if (now or self._single_texts == 2) and self.single_text_path == "eager":
-                self._graph, self.single_text_path = single_text_graph.build(self.model, layer, input_ids)
+                layer = self.layer % self.model.num_hidden_states
+                self._graph, self.single_text_path = single_text_graph.build(
+                    self.model, layer, input_ids, head=lambda hidden, mask: self.pool(hidden, mask))
         return self._graph
 
     def _embed_splitting(self, batch: Batch, prompt_tokens: int = 0) -> list[tuple[np.ndarray, torch.Tensor]]:

@@ -48,6 +48,24 @@ def test_a_session_can_trace_before_its_first_query(monkeypatch):
     assert np.array_equal(traced, one_at_a_time(Encoder("all-MiniLM-L6-v2", device="cpu")))
 
 
+def test_the_graph_pools_and_normalises_too(monkeypatch):
+    """A single text's vector comes out of the graph whole: no eager op runs after it."""
+    monkeypatch.setenv(single_text_graph.TRACE_ENV, "0")
+    eager = one_at_a_time(Encoder("all-MiniLM-L6-v2", device="cpu", dim=128))
+    monkeypatch.delenv(single_text_graph.TRACE_ENV)
+    encoder = Encoder("all-MiniLM-L6-v2", device="cpu", dim=128)
+    assert encoder.trace_single_texts() == "traced"
+
+    def no_eager_pooling(*args, **kwargs):
+        raise AssertionError("pooled eagerly")
+
+    monkeypatch.setattr(encoder, "pool", no_eager_pooling)
+    traced = one_at_a_time(encoder)
+    assert traced.shape == (len(TEXTS_OF_EVERY_LENGTH), 128)  # Matryoshka cut inside the graph
+    assert np.allclose(np.linalg.norm(traced, axis=1), 1.0, atol=1e-6)
+    assert np.array_equal(traced, eager)
+
+
 def test_fused_fp32_projections_are_traced_from_their_packed_weights(minilm):
     """The oneDNN-fused calls, with their packed weights read from the module, are in the
     graph: tracing has not fallen back to plain products."""
@@ -104,7 +122,7 @@ def test_cuda_is_not_traced(monkeypatch):
     monkeypatch.setattr(encoder, "device", torch.device("cuda"))  # what the choice reads
     ids = torch.tensor(encoder.tokenize(TEXTS[:1]))
     for _ in range(3):
-        assert encoder._single_text_graph(ids, encoder.layer % encoder.model.num_hidden_states) is None
+        assert encoder._single_text_graph(ids) is None
     assert encoder.single_text_path == "eager (not traced on cuda)" and encoder._graph is None
 
 
