@@ -79,10 +79,35 @@ def probe_texts() -> list[str]:
     return [DEFAULT_TEXTS[i % len(DEFAULT_TEXTS)] for i in range(32)]
 
 
+def usable_cpus() -> float:
+    """How many CPUs this process can run on: its affinity, capped by the container's CPU
+    quota (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`) when it has one."""
+    count = float(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    quota = None
+    try:
+        limit, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        quota = None if limit == "max" else int(limit) / int(period)
+    except (OSError, ValueError):
+        try:
+            limit = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+            quota = limit / int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text()) if limit > 0 else None
+        except (OSError, ValueError):
+            pass
+    return min(count, quota) if quota else count
+
+
+def probe_threads() -> float:
+    """The CPUs a probe pass can keep busy: torch's threads, at most the usable CPUs (in a
+    container with a quota of 2 CPUs on a 16-core host torch still starts 16 threads)."""
+    import torch
+
+    return min(float(torch.get_num_threads()), usable_cpus())
+
+
 @dataclass(frozen=True)
 class Pass:
     seconds: float  # wall time of one `encode` of the probe texts
-    cpu_share: float  # CPU time its threads got / (wall time x threads): under 1 when others ran
+    cpu_share: float  # CPU time its threads got / (wall time x probe_threads()): under 1 when others ran
 
     @property
     def counts(self) -> bool:
@@ -99,12 +124,10 @@ def measure(model: str, texts: list[str] | None = None, passes: int = PROBE_PASS
             clock=time.perf_counter, cpu_clock=time.process_time) -> list[DtypeSpeed]:
     """Tokens/s and cosine to fp32 of each CPU dtype on `texts`, the dtypes taking turns:
     `passes` rounds, and more up to `max_passes` while some dtype's figure is not steady."""
-    import torch
-
     from .encoder import Encoder
 
     texts = texts or probe_texts()
-    threads = torch.get_num_threads()
+    threads = probe_threads()
     encoders = {d: Encoder(model, device="cpu", dtype=d) for d in CANDIDATES}
     tokens = sum(len(ids) for ids in encoders["fp32"].tokenize(texts))
     vectors = {d: enc.encode(texts) for d, enc in encoders.items()}  # also the warm-up

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from searchkit import dtype_speed
 from searchkit.dtype_speed import DtypeSpeed, fastest
@@ -55,7 +54,7 @@ class _ScriptedEncoders:
                     step = next(probe.durations[self.dtype])
                     wall, share = step if isinstance(step, tuple) else (step, 1.0)
                     probe.now += wall
-                    probe.cpu_now += wall * share * torch.get_num_threads()
+                    probe.cpu_now += wall * share * dtype_speed.probe_threads()
                 probe.passes[self.dtype] += 1
                 vectors = np.zeros((len(texts), 2), dtype=np.float32)
                 vectors[:, 0] = 1.0
@@ -91,6 +90,26 @@ def test_passes_that_shared_the_cpu_do_not_count(monkeypatch):
     assert script.passes["fp32"] == 1 + 4 and speeds["fp32"].steady
     assert speeds["fp32"].tokens_per_s == pytest.approx(8 / 1.0)
     assert fastest(list(speeds.values())) == "bf16"  # 1.11x fp32; int8's 1.05x is within the noise
+
+
+def test_a_cpu_quota_is_what_the_share_is_taken_of(tmp_path, monkeypatch):
+    """In a container allowed 1 CPU, 2 torch threads never get more than 1 CPU's time: quiet
+    passes there must count."""
+    (tmp_path / "cpu.max").write_text("100000 100000\n")
+    real_path = dtype_speed.Path
+    monkeypatch.setattr(dtype_speed, "Path", lambda p: tmp_path / "cpu.max" if p.endswith("cpu.max") else real_path(p))
+    monkeypatch.setattr(dtype_speed.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert dtype_speed.usable_cpus() == 1.0
+    monkeypatch.setattr("torch.get_num_threads", lambda: 2)
+    assert dtype_speed.probe_threads() == 1.0
+
+    def one_cpu_busy_for_a_second() -> dtype_speed.Pass:
+        return dtype_speed.Pass(1.0, cpu_share=1.0 / (1.0 * dtype_speed.probe_threads()))
+
+    assert one_cpu_busy_for_a_second().counts  # all that the quota allows
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert dtype_speed.usable_cpus() == 2.0
+    assert not one_cpu_busy_for_a_second().counts  # half of two CPUs: something else had the rest
 
 
 def test_figures_that_never_settle_are_not_cached(tmp_path, monkeypatch):
