@@ -80,7 +80,7 @@ def test_fused_fp32_projections_are_traced_from_their_packed_weights(minilm):
 def test_tracing_before_any_eager_text_keeps_the_fused_projections():
     """The TUI traces as soon as its model is loaded. The oneDNN probe cannot run inside a
     trace; asked there first, it once answered "none" for the whole process, so the graph and
-    every later batch ran plain F.linear (fp32 queries 2x slower)."""
+    every later batch ran plain F.linear."""
     if linear_path(torch.device("cpu"), torch.float32) != "oneDNN-fused":
         pytest.skip("this torch has no oneDNN-fused fp32 path")
     _common._probe_onednn_dtypes.cache_clear()
