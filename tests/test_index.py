@@ -95,6 +95,27 @@ def test_reingest_update_and_delete(tmp_path, minilm):
     assert sorted(index.vectors.ids().tolist()) == index.catalog.chunk_ids()
 
 
+def test_settings_are_read_once_per_generation(tmp_path, minilm, monkeypatch):
+    """A search reads the stored settings only when a commit has moved the generation on;
+    what another process committed is seen at the next search."""
+    corpus = write_topics(tmp_path / "corpus", ["break", "continue"])
+    index = searchkit.open_index(tmp_path / "index", encoder=minilm)
+    index.ingest([corpus])
+    reads = []
+    real = type(index.catalog).settings
+    monkeypatch.setattr(type(index.catalog), "settings", lambda self: reads.append(1) or real(self))
+    index.search("loop", k=1)
+    index.search("exit a loop early", k=1)
+    assert len(reads) <= 1  # at most the first search's read
+    generation = index.settings.generation
+    writer = searchkit.open_index(index.folder, encoder=minilm)  # another reader-writer
+    (corpus / "lambda.txt").write_text("lambda\n\nAnonymous functions.", encoding="utf-8")
+    writer.ingest([corpus])
+    before = len(reads)
+    assert index.settings.generation == generation + 1 and len(reads) == before + 1
+    assert index.search("anonymous function", k=1)[0].path.endswith("lambda.txt")
+
+
 def test_reopened_index_uses_its_recorded_model(built):
     _, index, _ = built
     fresh = searchkit.open_index(index.folder, device="cpu")
