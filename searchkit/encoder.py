@@ -454,7 +454,7 @@ class Encoder:
             if (now or self._single_texts == 2) and self.single_text_path == "eager":
                 layer = self.layer % self.model.num_hidden_states
                 self._graph, self.single_text_path = single_text_graph.build(
-                    self.model, layer, input_ids, head=lambda hidden, mask: self.pool(hidden, mask))
+                    self.model, layer, input_ids, head=self.pool)
         return self._graph
 
     def _embed_splitting(self, batch: Batch, prompt_tokens: int = 0) -> list[tuple[np.ndarray, torch.Tensor]]:
