@@ -169,7 +169,7 @@ def measured(model: str, refresh: bool = False) -> list[DtypeSpeed]:
         except TypeError:
             pass  # written by another version: measure again
     speeds = measure(model)
-    if not all(s.steady for s in speeds):
+    if not settled(speeds):
         return speeds  # a busy CPU: these serve this process only (see the module docstring)
     cache[key] = [asdict(s) for s in speeds]
     path = cache_file()
@@ -183,11 +183,16 @@ def measured(model: str, refresh: bool = False) -> list[DtypeSpeed]:
     return speeds
 
 
+def settled(speeds: list[DtypeSpeed]) -> bool:
+    """Whether every figure is steady: then they are cached, and may pick another dtype."""
+    return all(s.steady for s in speeds)
+
+
 def fastest(speeds: list[DtypeSpeed]) -> str:
     """The fastest dtype whose vectors stay within MIN_COSINE of fp32's and which beats fp32
     by MIN_GAIN; fp32 when none does, or when the figures are not steady."""
     by_name = {s.dtype: s for s in speeds}
-    if "fp32" not in by_name or not all(s.steady for s in speeds):
+    if "fp32" not in by_name or not settled(speeds):
         return "fp32"
     floor = by_name["fp32"].tokens_per_s * MIN_GAIN
     ok = [s for s in speeds if s.dtype != "fp32" and s.good_enough and s.tokens_per_s >= floor]

@@ -87,14 +87,14 @@ def _matryoshka_dims(model) -> list[int]:
 def _cpu_dtypes(model: str, retime: bool = False) -> dict:
     """The index model's tokens/s in each CPU dtype on this machine (measured once, cached;
     `retime`: measured again)."""
-    from ..dtype_speed import cache_file, fastest, is_cached, measured
+    from ..dtype_speed import cache_file, fastest, is_cached, measured, settled
 
     if retime or not is_cached(model):
         stderr.print(f"timing {model} in fp32, bf16 and int8 on this CPU ({'again' if retime else 'once'}; "
                      f"cached in {cache_file()})…", highlight=False)
     speeds = measured(model, refresh=retime)
     return {"measured": [asdict(s) for s in speeds], "fastest": fastest(speeds),
-            "steady": all(s.steady for s in speeds)}
+            "steady": settled(speeds)}
 
 
 def _index_type_line(s: dict) -> str:
