@@ -94,6 +94,11 @@ def main() -> None:
     lines += ["", f"glibc malloc reuse (searchkit/cpu_memory.py): {malloc}", "", f"versions: {versions()}"]
     paths = ", ".join(f"{name.removeprefix('searchkit ')} {e.single_text_path}" for name, e in ours.items())
     lines += ["", f"searchkit single texts (searchkit/single_text_graph.py): {paths}"]
+    from searchkit.cpu_streams import ENV, stream_count
+
+    streams = stream_count(next(iter(ours.values())).device)
+    lines += ["", f"searchkit batches (searchkit/cpu_streams.py): {streams} side by side"
+              + (f" ({ENV}={os.environ[ENV]})" if os.environ.get(ENV) else "")]
     lines += ["", f"torch threads {torch.get_num_threads()}; tokens/s: best of {args.repeat} runs; "
               f"latency: the best of {LATENCY_PASSES} passes over the queries (p50 and p99 of that pass); "
               "the contenders take turns, run by run and pass by pass"]

@@ -69,14 +69,20 @@ def cache_file() -> Path:
 def host_key(model: str) -> str:
     import torch
 
-    return f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads | {model}"
+    from .cpu_streams import stream_count
+
+    # The streams too: batches side by side speed int8 up more than fp32 (cpu_streams.py).
+    streams = stream_count(torch.device("cpu"))
+    return f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads | {streams} streams | {model}"
 
 
 def probe_texts() -> list[str]:
-    """Texts of everyday lengths (parity's, a few to a few hundred tokens), 32 of them."""
+    """Texts of everyday lengths (parity's, a few to a few hundred tokens), 64 of them:
+    with MiniLM two full batches and a short one, so the probe times batches as an ingest
+    runs them, two side by side (cpu_streams.py), which favours int8 more than fp32."""
     from .parity import DEFAULT_TEXTS
 
-    return [DEFAULT_TEXTS[i % len(DEFAULT_TEXTS)] for i in range(32)]
+    return [DEFAULT_TEXTS[i % len(DEFAULT_TEXTS)] for i in range(64)]
 
 
 def usable_cpus() -> float:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from . import single_text_graph
+from . import cpu_streams, single_text_graph
 from .cpu_memory import keep_freed_memory
 from .dtype_speed import cpu_model
 from .errors import BadInput, ModelLoadError, bad_value
@@ -104,6 +104,7 @@ def machine_facts() -> dict:
         "auto_dtype": DTYPE_NAMES[pick_dtype("auto", device)],
         "cpu_projections": {name: linear_path(torch.device("cpu"), dt)
                             for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16))},
+        "cpu_batch_streams": cpu_streams.stream_count(torch.device("cpu")),
     }
 
 
@@ -509,8 +510,15 @@ class Encoder:
             return out
         texts = check_texts(texts, what)  # named as given, before the prompt goes in front
         prompt_tokens = self.prompt_pool_tokens(prompt)
-        for batch in self.batches(self.tokenize([prompt + t for t in texts] if prompt else texts, what)):
-            for order, vectors in self._embed_splitting(batch, prompt_tokens):
+        batches = self.batches(self.tokenize([prompt + t for t in texts] if prompt else texts, what))
+        streams = cpu_streams.stream_count(self.device) if len(batches) > 1 else 1
+
+        def embed(batch: Batch) -> tuple[Batch, list[tuple[np.ndarray, torch.Tensor]]]:
+            return batch, self._embed_splitting(batch, prompt_tokens)
+
+        costs = [b.input_ids.numel() for b in batches]  # padded tokens
+        for batch, parts in cpu_streams.ordered_map(embed, batches, streams, costs):  # cpu_streams.py
+            for order, vectors in parts:
                 out[order] = vectors.cpu().numpy()
             if progress is not None:
                 progress(len(batch.order))

@@ -56,7 +56,8 @@ def info(index_dir, retime, as_json):
     rows.append(("machine", f"torch {m['torch']}, CPU {m['cpu_model']} ({m['cpu_capability']}, "
                             f"{m['cpu_threads']} threads; {', '.join(m['cpu_instructions']) or 'no bf16/VNNI'}), "
                             f"CUDA: {', '.join(m['cuda_devices']) or 'none'}; auto = {m['auto_device']} {m['auto_dtype']}; "
-                            "CPU projections: " + ", ".join(f"{k} {v}" for k, v in m["cpu_projections"].items())))
+                            "CPU projections: " + ", ".join(f"{k} {v}" for k, v in m["cpu_projections"].items())
+                            + f"; CPU batches: {_streams_text(m['cpu_batch_streams'], m['cpu_threads'])}"))
     speeds = data["cpu_dtypes"]
     rows.append(("CPU dtypes", "measured here: " + ", ".join(
         f"{d['dtype']} {d['tokens_per_s']:,.0f} tok/s (cos {d['min_cosine']:.4f})" for d in speeds["measured"])
@@ -109,3 +110,15 @@ def _index_type_line(s: dict) -> str:
         return f"flat (exact; {choice}: {then} from {at:,} vectors)"
     params = ", ".join(f"{k}={v}" for k, v in (s.get("index_params") or {}).items())
     return f"{kind} ({params}{'; chosen by size' if choice == 'auto' else ''})"
+
+
+def _streams_text(streams: int, threads: int) -> str:
+    """How batches share the CPU (cpu_streams.py), as `info` prints it."""
+    from ..cpu_streams import ENV, threads_per_stream
+
+    if streams <= 1:
+        return "one at a time"
+    shares = threads_per_stream(streams, threads)
+    each = f"{shares[0]} thread{'s' if shares[0] > 1 else ''} each" if len(set(shares)) == 1 else \
+        "threads " + "+".join(map(str, shares))
+    return f"{streams} side by side, {each} ({ENV})"
