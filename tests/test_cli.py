@@ -138,6 +138,26 @@ def test_info_reports_the_machine(runner, index_dir):
     assert [d["dtype"] for d in speeds["measured"]] == ["fp32", "bf16", "int8"]
     assert all(d["tokens_per_s"] > 0 for d in speeds["measured"]) and speeds["fastest"] in ("fp32", "bf16", "int8")
     assert info["searches_on"] == ("GPU 0" if gpu_count() else "CPU")  # CI: faiss-cpu
+    assert machine["cpu_batch_streams"] == min(2, machine["cpu_threads"])  # cpu_streams.py
+
+
+def test_info_says_how_batches_share_the_cpu(runner, index_dir, monkeypatch):
+    import torch
+
+    from searchkit.cpu_streams import ENV
+
+    def machine_line(streams: str) -> str:
+        monkeypatch.setenv(ENV, streams)
+        return " ".join(runner.invoke(main, ["info", "--index", str(index_dir)]).stdout.split())
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        assert "CPU batches: 2 side by side, threads 2+1 (SEARCHKIT_CPU_STREAMS)" in machine_line("2")
+        assert "CPU batches: 3 side by side, 1 thread each" in machine_line("3")
+        assert "CPU batches: one at a time" in machine_line("1")
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_info_retime_measures_again_and_says_when_the_cpu_was_busy(runner, index_dir, tmp_path, monkeypatch):
