@@ -13,10 +13,11 @@ runs each, /tmp script, not a test):
     bf16  abstracts 11,469-12,573 -> 12,573-13,022   claims 11,321-12,381 -> 11,985-12,782
 
 Two processes of one thread each gained about as much (int8 13,799 -> 2 x 7,340 tok/s).
-The vectors are bit for bit the same either way (each row's sums run in the same order at
-any thread count), and tests/test_cpu_streams.py checks that.
+The vectors came out bit for bit the same either way on that host, in all three dtypes;
+tests/test_cpu_streams.py checks them against each other within 1e-6 (another BLAS build
+may split a product differently with fewer threads).
 
-What I chose. Two streams wherever torch has at least two threads; untested past 2 cores,
+Chosen: two streams wherever torch has at least two threads; untested past 2 cores,
 so `SEARCHKIT_CPU_STREAMS` sets the count (1: one batch at a time, as before). A single
 text, and work of one batch, take the old path, and so does the short tail of a job
 (`stream_part`). At most one batch waits beyond those running, so an interrupted ingest

@@ -511,12 +511,12 @@ class Encoder:
         texts = check_texts(texts, what)  # named as given, before the prompt goes in front
         prompt_tokens = self.prompt_pool_tokens(prompt)
         batches = self.batches(self.tokenize([prompt + t for t in texts] if prompt else texts, what))
-        streams = cpu_streams.stream_count(self.device) if len(batches) > 1 else 1
 
         def embed(batch: Batch) -> tuple[Batch, list[tuple[np.ndarray, torch.Tensor]]]:
             return batch, self._embed_splitting(batch, prompt_tokens)
 
         costs = [b.input_ids.numel() for b in batches]  # padded tokens
+        streams = cpu_streams.stream_count(self.device)  # a single batch runs here all the same
         for batch, parts in cpu_streams.ordered_map(embed, batches, streams, costs):  # cpu_streams.py
             for order, vectors in parts:
                 out[order] = vectors.cpu().numpy()
