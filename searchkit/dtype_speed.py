@@ -3,7 +3,8 @@
 The same flag (AVX-512 BF16) came with bf16 at 2.2x fp32 on one host and slower than fp32
 on another, so `--dtype fastest` times a few batches in each CPU dtype, checks that each
 one's vectors stay within `MIN_COSINE` of fp32's, and picks the fastest that does. The
-figures are kept per CPU model, torch version, thread count and model in a small JSON file
+figures are kept per CPU model, torch version, thread count, count of batches run side by
+side (cpu_streams.py) and model in a small JSON file
 (`cache_file()`), so a machine pays the few seconds once. fp32 stays the default (`auto`):
 it is the parity reference; `fastest` is the opt-in.
 
