@@ -37,6 +37,7 @@ def env(**extra) -> dict:
     out = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     out.pop("SEARCHKIT_TEST_CRASH_AT", None)
     out.pop("SEARCHKIT_TEST_PAUSE_AT", None)
+    out.pop("SEARCHKIT_TEST_PAUSE_SECONDS", None)
     out.update({k: str(v) for k, v in extra.items()})
     return out
 

@@ -29,7 +29,9 @@ def corpus(tmp_path_factory):
 
 def test_second_writer_is_refused_at_once(tmp_path, corpus, small_bert):
     index = tmp_path / "index"
-    proc = start(ingest_args(corpus, index, small_bert, "--commit-chunks", "8"))
+    # The writer waits after its first commit, so it is surely still running when refused.
+    proc = start(ingest_args(corpus, index, small_bert, "--commit-chunks", "8"),
+                 SEARCHKIT_TEST_PAUSE_AT="after-sqlite-commit:1")
     try:
         wait_for(lambda: generation(index) >= 1, proc)
         started = time.monotonic()
@@ -48,8 +50,9 @@ def test_second_writer_is_refused_at_once(tmp_path, corpus, small_bert):
 def test_searches_during_an_ingest_see_committed_states(tmp_path, corpus, small_bert):
     """Search again and again, from one long-lived Index (as the TUI holds one) and from
     fresh CLI invocations, and verify, while another process ingests and commits every 4
-    chunks (every 8 left a run on a loaded machine with 2 generations seen: too few commits
-    in the window for the check to be sure of 3)."""
+    chunks. The writer rests 0.2 s after each commit: unpaced, a CI machine once finished
+    every commit before the first search returned, and the 10 searches left all saw the
+    last generation."""
     index = tmp_path / "index"
     reader = searchkit.open_index(index, model=small_bert, device="cpu", chunk_tokens=64)
     first = reader.ingest([corpus / "pass.txt"])  # an index to start from, and the model loaded
@@ -57,7 +60,8 @@ def test_searches_during_an_ingest_see_committed_states(tmp_path, corpus, small_
     # Its single-query graph now, not at the second search, which would spend part of the
     # ingest's short window tracing (single_text_graph.py).
     reader.encoder.trace_single_texts()
-    proc = start(ingest_args(corpus, index, small_bert, "--commit-chunks", "4"))
+    proc = start(ingest_args(corpus, index, small_bert, "--commit-chunks", "4"),
+                 SEARCHKIT_TEST_PAUSE_AT="after-sqlite-commit", SEARCHKIT_TEST_PAUSE_SECONDS="0.2")
     generations, searches = set(), 0
     try:
         wait_for(lambda: generation(index) > first_generation, proc, step=0.05)  # it started

@@ -24,11 +24,13 @@ from .vectors import FaissVectors
 
 # Fault injection for the crash tests (tests/test_crash.py), inert unless set:
 # SEARCHKIT_TEST_CRASH_AT=<point> or <point>:<generation> SIGKILLs the process at that point
-# of a commit; SEARCHKIT_TEST_PAUSE_AT (same values) makes it wait there for a minute, so a
-# test's signal lands at a known moment however fast or loaded the machine. Points:
+# of a commit; SEARCHKIT_TEST_PAUSE_AT (same values) makes it wait there, a minute unless
+# SEARCHKIT_TEST_PAUSE_SECONDS says otherwise, so a test's signal lands at a known moment, or
+# a reader gets time to see each generation, however fast or loaded the machine. Points:
 # after-vectors-save, before-sqlite-commit, after-sqlite-commit.
 CRASH_ENV = "SEARCHKIT_TEST_CRASH_AT"
 PAUSE_ENV = "SEARCHKIT_TEST_PAUSE_AT"
+PAUSE_SECONDS_ENV = "SEARCHKIT_TEST_PAUSE_SECONDS"
 
 
 def crash_point(point: str, generation: int) -> None:
@@ -36,7 +38,7 @@ def crash_point(point: str, generation: int) -> None:
     if os.environ.get(CRASH_ENV) in here:
         os.kill(os.getpid(), signal.SIGKILL)
     if os.environ.get(PAUSE_ENV) in here:
-        time.sleep(60)
+        time.sleep(float(os.environ.get(PAUSE_SECONDS_ENV, "60")))
 
 
 def segment_rows(settings: dict, rows: list[dict]) -> list[SegmentRow]:
