@@ -510,6 +510,12 @@ class Encoder:
             return out
         texts = check_texts(texts, what)  # named as given, before the prompt goes in front
         prompt_tokens = self.prompt_pool_tokens(prompt)
+        if len(texts) == 1:  # a query: to the model with none of the batching below
+            ids = self._truncating.encode(prompt + texts[0] if prompt else texts[0]).ids
+            out[0] = self._embed(self.batches([ids])[0], prompt_tokens)[0].cpu().numpy()
+            if progress is not None:
+                progress(1)
+            return out
         batches = self.batches(self.tokenize([prompt + t for t in texts] if prompt else texts, what))
 
         def embed(batch: Batch) -> tuple[Batch, list[tuple[np.ndarray, torch.Tensor]]]:

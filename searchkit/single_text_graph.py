@@ -17,8 +17,13 @@ batch built without numpy (`Encoder.batches`), this took 0.11-0.14 ms off each q
 vectors bit for bit the same: `encode` p50 over 300 SciFact claims, the previous flow and
 this one taking turns query by query in one process (2-core AMD EPYC, 2026-12-06, /tmp
 script): bf16 2.56 -> 2.44 and 3.16 -> 3.02 ms (two runs), int8 4.07 -> 3.94 ms, fp32 4.38
--> 4.27 ms. Texts whose pooling leaves a prompt out (`include_prompt: false`) run
-eager, as the graph pools every token.
+-> 4.27 ms. `encode` then took one text straight to the model, past the batching (the
+length sort, the streams of cpu_streams.py) and with the tokenizer's `encode` rather than
+`encode_batch`: 3-4% less again, vectors the same, in a paired A/B (each query run by both
+flows, their order alternating; 300 claims, three rounds, 2-core AMD EPYC, 2026-12-06):
+bf16 3.31 -> 3.17, int8 3.61 -> 3.47, fp32 4.70 -> 4.61 ms in the first round. Texts whose
+pooling leaves a prompt out (`include_prompt: false`) run eager, as the graph pools every
+token.
 
 fp32 and bf16 run their projections as oneDNN-fused calls on packed weights. Two things
 let the tracer record them: the packed weight is a buffer of its module, so the graph reads
