@@ -49,6 +49,13 @@ QMAX = 127.0  # symmetric: -127..127, so a value and its negation round alike
 ROUNDER = 12582912.0
 # Input channels per projection multiplied in fp32 (see above); 4 and 16 gave about the same.
 OUTLIERS = 8
+# The same two numbers as 0-dim fp32 tensors, for the per-token path. An op given a Python
+# float wraps it in a new float64 tensor and converts that, each call: 2.8 against 1.3 us
+# for an add_ on one query's (22, 384). On MiniLM's 24 projections (3 such ops each) this
+# took 2-3.5% off a single int8 query, vectors bit for bit the same (paired A/B over 300
+# SciFact claims, 2-core AMD EPYC, 2026-12-06: p50 3.63 -> 3.51, 3.96 -> 3.83, 3.74 -> 3.59 ms).
+_QMAX = torch.tensor(QMAX)
+_ROUNDER = torch.tensor(ROUNDER)
 
 
 @dataclass(frozen=True)
@@ -98,8 +105,8 @@ def quantize_rows(x: torch.Tensor, skip: torch.Tensor | None = None) -> tuple[to
     magnitude = x.abs()
     if skip is not None:
         magnitude.index_fill_(1, skip, 0.0)
-    scale = magnitude.amax(dim=1, keepdim=True).clamp_(min=1e-12).div_(QMAX)
-    return (x / scale).add_(ROUNDER).sub_(ROUNDER).to(torch.int8), scale
+    scale = magnitude.amax(dim=1, keepdim=True).clamp_(min=1e-12).div_(_QMAX)
+    return (x / scale).add_(_ROUNDER).sub_(_ROUNDER).to(torch.int8), scale
 
 
 def linear(x: torch.Tensor, w: Int8Weight, bias: torch.Tensor | None) -> torch.Tensor:
