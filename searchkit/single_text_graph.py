@@ -20,7 +20,8 @@ script): bf16 2.56 -> 2.44 and 3.16 -> 3.02 ms (two runs), int8 4.07 -> 3.94 ms,
 -> 4.27 ms. `encode` then took one text straight to the model, past the batching (the
 length sort, the streams of cpu_streams.py) and with the tokenizer's `encode` rather than
 `encode_batch`: 3-4% less again, vectors the same, in a paired A/B (each query run by both
-flows, their order alternating; 300 claims, three rounds, 2-core AMD EPYC, 2026-12-06):
+flows, their order alternating, as bench/single_text_ab.py now does; 300 claims, three
+rounds, 2-core AMD EPYC, 2026-12-06):
 bf16 3.31 -> 3.17, int8 3.61 -> 3.47, fp32 4.70 -> 4.61 ms in the first round. Texts whose
 pooling leaves a prompt out (`include_prompt: false`) run eager, as the graph pools every
 token.

@@ -53,7 +53,8 @@ OUTLIERS = 8
 # float wraps it in a new float64 tensor and converts that, each call: 2.8 against 1.3 us
 # for an add_ on one query's (22, 384). On MiniLM's 24 projections (3 such ops each) this
 # took 2-3.5% off a single int8 query, vectors bit for bit the same (paired A/B over 300
-# SciFact claims, 2-core AMD EPYC, 2026-12-06: p50 3.63 -> 3.51, 3.96 -> 3.83, 3.74 -> 3.59 ms).
+# SciFact claims, 2-core AMD EPYC, 2026-12-06: p50 3.63 -> 3.51, 3.96 -> 3.83, 3.74 -> 3.59 ms;
+# bench/single_text_ab.py measures such changes).
 _QMAX = torch.tensor(QMAX)
 _ROUNDER = torch.tensor(ROUNDER)
 
