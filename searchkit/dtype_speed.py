@@ -18,6 +18,15 @@ got at least `MIN_CPU_SHARE` of the CPU time the wall clock allows them (measure
 PASSIVE, 0.50-0.63 beside a test run), and a dtype's figure when two such passes agree
 within `STEADY`. The probe takes more passes until every figure does; figures that never
 do serve this process only (which then keeps fp32) and are not cached.
+
+Fastest depends on the job. Batches (an ingest) gain from int8's products; a single query
+of 20 tokens gains less, and int8's per-token quantising adds small ops to every
+projection: on the AMD host above int8 embedded batches fastest (14,177 tok/s of claims
+against bf16's 12,706) and single queries slower than bf16 (3.98 against 2.99 ms,
+bench/RESULTS.md 2026-12-06). So the probe also times `QUERY_TEXTS` one at a time, the
+dtypes taking turns query by query, and `fastest(speeds, "queries")` picks by the median
+latency, with the same quality floor and `MIN_GAIN` over fp32. `searchkit search` and
+`searchkit tui` ask for that pick; everything else for the batch one.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +47,23 @@ STEADY = 1.15  # a dtype's figure is steady when its two fastest counted passes 
 MIN_CPU_SHARE = 0.75  # a pass counts when its threads got this share of their wall time
 MIN_GAIN = 1.10  # how much faster than fp32 another dtype must be to be picked
 CACHE_ENV = "SEARCHKIT_CACHE_DIR"
+JOBS = ("batches", "queries")  # what `fastest` picks for
+QUERY_ROUNDS = 3  # passes over QUERY_TEXTS, each query run by every dtype in turn
+# Search queries of everyday lengths (5 to 20 tokens with MiniLM), embedded one at a time.
+QUERY_TEXTS = (
+    "how do I open a file and read it line by line",
+    "what causes high blood pressure",
+    "python list comprehension with a condition",
+    "does vitamin D lower the risk of fractures in older adults",
+    "merge two sorted arrays",
+    "symptoms of iron deficiency",
+    "why is the sky blue",
+    "best way to cache results of an expensive function call in a web service",
+    "error: permission denied when writing to a mounted volume",
+    "effect of exercise on sleep quality",
+    "binary search tree deletion",
+    "when was the printing press invented and how did it change Europe",
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +72,7 @@ class DtypeSpeed:
     tokens_per_s: float
     min_cosine: float  # to fp32's vectors of the same texts
     steady: bool = True  # two passes that had the CPU agreed within STEADY
+    query_ms: float | None = None  # median latency of one query on its own (QUERY_TEXTS)
 
     @property
     def good_enough(self) -> bool:
@@ -151,8 +179,26 @@ def measure(model: str, texts: list[str] | None = None, passes: int = PROBE_PASS
     def best(r: list[Pass]) -> float:
         return min((p.seconds for p in r if p.counts), default=min(p.seconds for p in r))
 
+    query_ms = query_latency(encoders, clock=clock)
     return [DtypeSpeed(d, tokens / best(runs[d]), float((vectors[d] * vectors["fp32"]).sum(1).min()),
-                       is_steady(runs[d])) for d in CANDIDATES]
+                       is_steady(runs[d]), query_ms[d]) for d in CANDIDATES]
+
+
+def query_latency(encoders: dict, texts=QUERY_TEXTS, rounds: int = QUERY_ROUNDS, clock=time.perf_counter) -> dict:
+    """Median ms of one query on its own per dtype, the dtypes taking turns query by query
+    (which goes first rotating), so that a slow spell falls on all of them alike."""
+    names = list(encoders)
+    for enc in encoders.values():
+        enc.trace_single_texts()  # the graph single texts run (single_text_graph.py), not its tracing
+        enc.encode_one(texts[0])
+    times: dict[str, list[float]] = {d: [] for d in names}
+    for i in range(rounds * len(texts)):
+        text = texts[i % len(texts)]
+        for d in names[i % len(names):] + names[: i % len(names)]:
+            start = clock()
+            encoders[d].encode_one(text)
+            times[d].append((clock() - start) * 1e3)
+    return {d: statistics.median(ts) for d, ts in times.items()}
 
 
 def _read_cache() -> dict:
@@ -163,7 +209,8 @@ def _read_cache() -> dict:
 
 
 def is_cached(model: str) -> bool:
-    return host_key(model) in _read_cache()
+    rows = _read_cache().get(host_key(model))
+    return bool(rows) and all(isinstance(r, dict) and r.get("query_ms") is not None for r in rows)
 
 
 def measured(model: str, refresh: bool = False) -> list[DtypeSpeed]:
@@ -172,9 +219,11 @@ def measured(model: str, refresh: bool = False) -> list[DtypeSpeed]:
     cache = _read_cache()
     if not refresh and key in cache:
         try:
-            return [DtypeSpeed(**row) for row in cache[key]]
+            speeds = [DtypeSpeed(**row) for row in cache[key]]
+            if all(s.query_ms is not None for s in speeds):
+                return speeds
         except TypeError:
-            pass  # written by another version: measure again
+            pass  # written by another version (or one that timed no queries): measure again
     speeds = measure(model)
     if not settled(speeds):
         return speeds  # a busy CPU: these serve this process only (see the module docstring)
@@ -195,12 +244,23 @@ def settled(speeds: list[DtypeSpeed]) -> bool:
     return all(s.steady for s in speeds)
 
 
-def fastest(speeds: list[DtypeSpeed]) -> str:
-    """The fastest dtype whose vectors stay within MIN_COSINE of fp32's and which beats fp32
-    by MIN_GAIN; fp32 when none does, or when the figures are not steady."""
+def fastest(speeds: list[DtypeSpeed], job: str = "batches") -> str:
+    """The fastest dtype for `job` whose vectors stay within MIN_COSINE of fp32's and which
+    beats fp32 by MIN_GAIN: in tokens/s for "batches", in the latency of one query for
+    "queries". fp32 when none does, or when the figures are not steady."""
+    if job not in JOBS:
+        raise ValueError(f"job must be one of {JOBS}, not {job!r}")
     by_name = {s.dtype: s for s in speeds}
     if "fp32" not in by_name or not settled(speeds):
         return "fp32"
-    floor = by_name["fp32"].tokens_per_s * MIN_GAIN
-    ok = [s for s in speeds if s.dtype != "fp32" and s.good_enough and s.tokens_per_s >= floor]
-    return max(ok, key=lambda s: s.tokens_per_s).dtype if ok else "fp32"
+
+    def speed(s: DtypeSpeed) -> float | None:  # higher is faster
+        if job == "batches":
+            return s.tokens_per_s
+        return 1.0 / s.query_ms if s.query_ms else None
+
+    base = speed(by_name["fp32"])
+    if base is None:
+        return "fp32"
+    ok = [s for s in speeds if s.dtype != "fp32" and s.good_enough and (speed(s) or 0.0) >= base * MIN_GAIN]
+    return max(ok, key=speed).dtype if ok else "fp32"

@@ -215,12 +215,15 @@ class Encoder:
         dim: int | None = None,
         prompt_name: str | None = None,
         prompt: str | None = None,
+        fastest_for: str = "batches",
     ):
         """`query_prompt`, `document_prompt`: replace the model's own (prompts.py; "" for
         none); `prompt_name` or `prompt`: what `encode` applies when called without one, in
         place of the model's default prompt; `include_prompt`: whether prompt tokens are
         pooled (default: the model's pooling config); `dim`: keep the first `dim` values of
-        each vector, renormalised (Matryoshka; matryoshka.py)."""
+        each vector, renormalised (Matryoshka; matryoshka.py); `fastest_for`: what
+        dtype="fastest" is measured on, "batches" (many texts at once) or "queries" (one
+        at a time; dtype_speed.py)."""
         self.path = resolve_model(model)
         # A folder is recorded by its absolute path, so the index finds it from anywhere.
         is_folder = model is not None and Path(str(model)).expanduser().exists()
@@ -229,9 +232,11 @@ class Encoder:
         if self.device.type == "cpu":
             keep_freed_memory()  # reuse freed pages across ops (cpu_memory.py)
         if isinstance(dtype, str) and dtype.lower() == FASTEST and self.device.type == "cpu":
-            from .dtype_speed import fastest, measured
+            from .dtype_speed import JOBS, fastest, measured
 
-            dtype = fastest(measured(self.name))
+            if fastest_for not in JOBS:
+                raise bad_value("fastest_for", fastest_for, f"expected {' or '.join(JOBS)}")
+            dtype = fastest(measured(self.name), fastest_for)
         self.dtype = pick_dtype(dtype, self.device)
         self.int8 = isinstance(dtype, str) and dtype.lower() == INT8
         self.config = read_config(self.path)

@@ -56,7 +56,7 @@ class Index:
 
     def __init__(self, folder: str | Path, *, encoder: Encoder | None = None, options: IndexOptions | None = None,
                  **kwargs):
-        """`kwargs`: the fields of `IndexOptions` (model, device, dtype, pooling, layer,
+        """`kwargs`: the fields of `IndexOptions` (model, device, dtype, fastest_for, pooling, layer,
         query_prompt, document_prompt, dim, chunk_tokens, chunk_overlap, chunking, index_type, index_params), or `options`."""
         self.folder = Path(folder).expanduser()
         self.options = options or IndexOptions(**kwargs)

@@ -172,6 +172,7 @@ class IndexOptions:
     model: str | Path | None = None
     device: str | None = "auto"
     dtype: str | None = "auto"
+    fastest_for: str = "batches"  # dtype="fastest": measured on batches or on single queries
     pooling: str | None = None
     layer: int | None = None
     query_prompt: str | None = None  # None: the model's (a built index: its own); "": none
@@ -211,7 +212,7 @@ class IndexOptions:
         model is named: a model with other weights is refused by its weights' hash anyway.
         The recorded `include_prompt` goes with them where a prompt is recorded."""
         args = {"model": self.model or stored.model, "device": self.device, "dtype": self.dtype,
-                "pooling": self.pooling or stored.pooling,
+                "fastest_for": self.fastest_for, "pooling": self.pooling or stored.pooling,
                 "layer": self.layer if self.layer is not None else stored.layer, "normalize": stored.normalize,
                 "query_prompt": self.query_prompt, "document_prompt": self.document_prompt,
                 "dim": self.dim if self.dim is not None else stored.truncate_dim}

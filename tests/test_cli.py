@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from test_index import write_topics
 
 from searchkit.cli import main
+from searchkit.encoder import Encoder
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +137,8 @@ def test_info_reports_the_machine(runner, index_dir):
     assert isinstance(machine["cpu_instructions"], list) and machine["cpu_model"]
     speeds = info["cpu_dtypes"]  # measured, not guessed from flags
     assert [d["dtype"] for d in speeds["measured"]] == ["fp32", "bf16", "int8"]
-    assert all(d["tokens_per_s"] > 0 for d in speeds["measured"]) and speeds["fastest"] in ("fp32", "bf16", "int8")
+    assert all(d["tokens_per_s"] > 0 and d["query_ms"] > 0 for d in speeds["measured"])
+    assert speeds["fastest"] in ("fp32", "bf16", "int8") and speeds["fastest_for_queries"] in ("fp32", "bf16", "int8")
     assert info["searches_on"] == ("GPU 0" if gpu_count() else "CPU")  # CI: faiss-cpu
     assert machine["cpu_batch_streams"] == min(2, machine["cpu_threads"])  # cpu_streams.py
 
@@ -160,6 +162,31 @@ def test_info_says_how_batches_share_the_cpu(runner, index_dir, monkeypatch):
         torch.set_num_threads(before)
 
 
+def test_search_with_fastest_takes_the_dtype_fastest_for_single_queries(runner, index_dir, monkeypatch):
+    from searchkit import dtype_speed
+    from searchkit.dtype_speed import DtypeSpeed
+
+    # int8 is the pick for single queries here, and not for batches (where nothing beats fp32)
+    monkeypatch.setattr(dtype_speed, "measured", lambda model, refresh=False: [
+        DtypeSpeed("fp32", 1000.0, 1.0, True, 5.0), DtypeSpeed("bf16", 1000.0, 0.9999, True, 5.0),
+        DtypeSpeed("int8", 1000.0, 0.999, True, 2.0)])
+    seen = []
+    real_init = Encoder.__init__
+
+    def recording_init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        seen.append(self.dtype_name)
+
+    monkeypatch.setattr(Encoder, "__init__", recording_init)
+    result = runner.invoke(main, ["search", "delete a name", "--index", str(index_dir), "--dtype", "fastest", "--json"])
+    assert result.exit_code == 0, result.output
+    assert seen == ["int8"] and json.loads(result.stdout)
+    seen.clear()
+    result = runner.invoke(main, ["embed", "delete a name", "--dtype", "fastest", "--json"])
+    assert result.exit_code == 0, result.output
+    assert seen == ["fp32"]  # embedding texts: the batch figures, where int8 gains nothing
+
+
 def test_info_retime_measures_again_and_says_when_the_cpu_was_busy(runner, index_dir, tmp_path, monkeypatch):
     from searchkit import dtype_speed
     from searchkit.dtype_speed import DtypeSpeed
@@ -169,17 +196,19 @@ def test_info_retime_measures_again_and_says_when_the_cpu_was_busy(runner, index
 
     def fake_measure(model, steady=True):
         runs.append(model)
-        return [DtypeSpeed("fp32", 1000.0, 1.0, steady), DtypeSpeed("bf16", 2000.0, 0.9999, steady),
-                DtypeSpeed("int8", 500.0, 0.999, steady)]
+        return [DtypeSpeed("fp32", 1000.0, 1.0, steady, 5.0), DtypeSpeed("bf16", 2000.0, 0.9999, steady, 3.0),
+                DtypeSpeed("int8", 500.0, 0.999, steady, 2.0)]
 
     monkeypatch.setattr(dtype_speed, "measure", fake_measure)
     args = ["info", "--index", str(index_dir)]
-    assert json.loads(runner.invoke(main, [*args, "--json"]).stdout)["cpu_dtypes"]["fastest"] == "bf16"
+    speeds = json.loads(runner.invoke(main, [*args, "--json"]).stdout)["cpu_dtypes"]
+    assert (speeds["fastest"], speeds["fastest_for_queries"]) == ("bf16", "int8")  # each job its own
     assert runner.invoke(main, [*args, "--json"]).exit_code == 0 and len(runs) == 1  # cached
     assert runner.invoke(main, [*args, "--retime", "--json"]).exit_code == 0 and len(runs) == 2
 
     monkeypatch.setattr(dtype_speed, "measure", lambda model: fake_measure(model, steady=False))
     result = runner.invoke(main, [*args, "--retime"])
     assert result.exit_code == 0 and len(runs) == 3
-    assert "fastest = fp32 (the CPU was busy" in " ".join(result.stdout.split())
-    assert "fastest = bf16" in " ".join(runner.invoke(main, args).stdout.split())  # the busy run replaced nothing
+    assert "fastest = fp32 for batches, fp32 for single queries (the CPU was busy" in " ".join(result.stdout.split())
+    line = " ".join(runner.invoke(main, args).stdout.split())  # the busy run replaced nothing
+    assert "bf16 2,000 tok/s, 3.0 ms a query" in line and "fastest = bf16 for batches, int8 for single queries" in line

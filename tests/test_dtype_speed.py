@@ -8,6 +8,7 @@ import pytest
 from searchkit import dtype_speed
 from searchkit.dtype_speed import DtypeSpeed, fastest
 from searchkit.encoder import Encoder
+from searchkit.errors import BadInput
 
 
 def test_the_fastest_good_enough_dtype_wins():
@@ -22,6 +23,22 @@ def test_a_lead_within_the_noise_keeps_fp32():
     gain = dtype_speed.MIN_GAIN
     assert fastest([DtypeSpeed("fp32", 1000, 1.0), DtypeSpeed("bf16", 1000 * gain - 1, 0.9999)]) == "fp32"
     assert fastest([DtypeSpeed("fp32", 1000, 1.0), DtypeSpeed("bf16", 1000 * gain, 0.9999)]) == "bf16"
+
+
+def test_for_queries_the_fastest_single_query_wins():
+    """On the AMD host of bench/RESULTS.md int8 embedded batches fastest and single queries
+    slower than bf16: each job gets its own pick, with the same floors."""
+    speeds = [DtypeSpeed("fp32", 7_500, 1.0, True, 4.70), DtypeSpeed("bf16", 12_500, 0.9999, True, 2.99),
+              DtypeSpeed("int8", 14_000, 0.999, True, 3.98)]
+    assert fastest(speeds) == fastest(speeds, "batches") == "int8"
+    assert fastest(speeds, "queries") == "bf16"
+    gain = dtype_speed.MIN_GAIN
+    close = [DtypeSpeed("fp32", 1000, 1.0, True, 4.0), DtypeSpeed("bf16", 1000, 0.9999, True, 4.0 / gain + 0.01)]
+    assert fastest(close, "queries") == "fp32"  # a lead within the noise
+    far = [DtypeSpeed("fp32", 1000, 1.0, True, 4.0), DtypeSpeed("int8", 1000, 0.97, True, 1.0)]
+    assert fastest(far, "queries") == "fp32"  # fast but too far from fp32's vectors
+    with pytest.raises(ValueError, match="job"):
+        fastest(speeds, "documents")
 
 
 def test_figures_that_never_settled_keep_fp32():
@@ -48,6 +65,12 @@ class _ScriptedEncoders:
 
             def tokenize(self, texts):
                 return [[1, 2, 3, 4]] * len(texts)
+
+            def trace_single_texts(self):
+                return "traced"
+
+            def encode_one(self, text):  # single queries: timed at no fake cost here
+                return np.array([1.0, 0.0], dtype=np.float32)
 
             def encode(self, texts):
                 if probe.passes[self.dtype] > 0:  # the first call is the warm-up, not timed
@@ -148,11 +171,22 @@ def test_fastest_measures_once_per_host_and_model(tmp_path, monkeypatch, small_b
     assert [r["dtype"] for r in rows] == ["fp32", "bf16", "int8"] and rows[0]["min_cosine"] == pytest.approx(1.0)
     assert enc.dtype_name == fastest([DtypeSpeed(**r) for r in rows])
 
+    assert all(r["query_ms"] > 0 for r in rows)  # single queries timed too
+
     def no_measuring(*args, **kwargs):
         raise AssertionError("measured again despite the cache")
 
     monkeypatch.setattr(dtype_speed, "measure", no_measuring)
     assert Encoder(small_bert, device="cpu", dtype="fastest").dtype_name == enc.dtype_name
+    for_queries = Encoder(small_bert, device="cpu", dtype="fastest", fastest_for="queries")
+    assert for_queries.dtype_name == fastest([DtypeSpeed(**r) for r in rows], "queries")
+    with pytest.raises(BadInput, match="fastest_for"):
+        Encoder(small_bert, device="cpu", dtype="fastest", fastest_for="documents")
+    old = {key: [{k: v for k, v in r.items() if k != "query_ms"} for r in rows]}  # a cache from before queries were timed
+    (tmp_path / "cache" / "cpu-dtype-speed.json").write_text(json.dumps(old))
+    assert not dtype_speed.is_cached(str(small_bert))
+    with pytest.raises(AssertionError, match="measured again"):
+        Encoder(small_bert, device="cpu", dtype="fastest")
     (tmp_path / "cache" / "cpu-dtype-speed.json").write_text("not json")  # a broken cache is measured anew
     with pytest.raises(AssertionError, match="measured again"):
         Encoder(small_bert, device="cpu", dtype="fastest")

@@ -15,7 +15,7 @@ from textual.worker import WorkerFailed  # noqa: E402
 import searchkit  # noqa: E402
 from searchkit import parity  # noqa: E402
 from searchkit.cli import main  # noqa: E402
-from searchkit.errors import IndexCorrupt, MissingDependency  # noqa: E402
+from searchkit.errors import IndexCorrupt, IndexNotFound, MissingDependency  # noqa: E402
 from searchkit.tui import SearchApp  # noqa: E402
 from searchkit.tui.hf_results import HfResults  # noqa: E402
 from searchkit.tui.messages import SearchDone  # noqa: E402
@@ -365,8 +365,8 @@ def test_a_corrupt_catalog_while_searching_is_a_message(make_app, monkeypatch):
     drive(app, scenario)
 
 
-def run_tui(index_dir: Path, monkeypatch, check=None):
-    """`searchkit tui --index DIR` with the app headless; it quits once the workers are done."""
+def run_tui(index_dir: Path, monkeypatch, check=None, *extra: str):
+    """`searchkit tui --index DIR [EXTRA...]` with the app headless; it quits once the workers are done."""
     real_run = SearchApp.run
 
     async def quit_when_settled(pilot):
@@ -382,7 +382,7 @@ def run_tui(index_dir: Path, monkeypatch, check=None):
         return real_run(app, headless=True, size=SIZE, auto_pilot=quit_when_settled)
 
     monkeypatch.setattr(SearchApp, "run", headless)
-    return CliRunner().invoke(main, ["tui", "--index", str(index_dir)])
+    return CliRunner().invoke(main, ["tui", "--index", str(index_dir), *extra])
 
 
 def test_tui_exits_0_after_a_normal_session(index_dir, monkeypatch):
@@ -412,13 +412,34 @@ def test_tui_exits_1_when_the_index_cannot_be_opened(tmp_path, monkeypatch, garb
 
 
 def test_tui_exits_non_zero_when_a_worker_hits_a_bug(tmp_path, monkeypatch):
-    def broken(folder):
+    def broken(folder, **options):
         raise RuntimeError("a bug in opening")
 
     monkeypatch.setattr("searchkit.tui.app.open_index", broken)
     result = run_tui(tmp_path / "index", monkeypatch)
     assert result.exit_code == 1
     assert "a bug in opening" in result.stderr  # Textual printed the traceback
+
+
+def test_tui_dtype_is_the_query_encoders(tmp_path, monkeypatch):
+    """--dtype fastest asks for the dtype that embeds single queries fastest (dtype_speed.py)."""
+    asked = []
+
+    def record(folder, **options):
+        asked.append(options)
+        raise IndexNotFound(f"{folder}: no index here")
+
+    monkeypatch.setattr("searchkit.tui.app.open_index", record)
+    assert run_tui(tmp_path / "index", monkeypatch, None, "--dtype", "fastest").exit_code == 1
+    assert asked == [{"dtype": "fastest", "fastest_for": "queries"}]
+
+
+def test_tui_refuses_a_bad_dtype_before_it_starts(tmp_path, monkeypatch):
+    monkeypatch.setattr(SearchApp, "run", lambda app: pytest.fail("the app started"))
+    result = CliRunner().invoke(main, ["tui", "--index", str(tmp_path), "--dtype", "fp64"])
+    assert result.exit_code == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("searchkit: error: ") and "fp64" in line and "dtype" in line
 
 
 def test_snapshot_after_query(make_app, snap_compare):

@@ -26,8 +26,8 @@ stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)  # a message stays on one line, however long
 
 DEFAULT_INDEX = "index"
-DTYPE_HELP = ("auto (fp32 on CPU, fp16 on CUDA), fastest (the CPU dtype measured fastest here: see `info`), "
-              "fp32, bf16, fp16 or int8 (CPU).")
+DTYPE_HELP = ("auto (fp32 on CPU, fp16 on CUDA), fastest (the CPU dtype measured fastest here for the job, "
+              "batches or single queries: see `info`), fp32, bf16, fp16 or int8 (CPU).")
 
 
 def _fail(message: str, code: int = 1) -> None:

@@ -60,8 +60,9 @@ def info(index_dir, retime, as_json):
                             + f"; CPU batches: {_streams_text(m['cpu_batch_streams'], m['cpu_threads'])}"))
     speeds = data["cpu_dtypes"]
     rows.append(("CPU dtypes", "measured here: " + ", ".join(
-        f"{d['dtype']} {d['tokens_per_s']:,.0f} tok/s (cos {d['min_cosine']:.4f})" for d in speeds["measured"])
-        + f"; fastest = {speeds['fastest']}"
+        f"{d['dtype']} {d['tokens_per_s']:,.0f} tok/s, {d['query_ms']:.1f} ms a query (cos {d['min_cosine']:.4f})"
+        for d in speeds["measured"])
+        + f"; fastest = {speeds['fastest']} for batches, {speeds['fastest_for_queries']} for single queries"
         + ("" if speeds["steady"] else " (the CPU was busy: these figures are not cached, and fastest stays fp32;"
                                        " run `searchkit info --retime` when it is quiet)")))
     run = data.get("last_run")
@@ -86,7 +87,7 @@ def _matryoshka_dims(model) -> list[int]:
 
 
 def _cpu_dtypes(model: str, retime: bool = False) -> dict:
-    """The index model's tokens/s in each CPU dtype on this machine (measured once, cached;
+    """The index model's tokens/s and query latency in each CPU dtype on this machine (measured once, cached;
     `retime`: measured again)."""
     from ..dtype_speed import cache_file, fastest, is_cached, measured, settled
 
@@ -95,7 +96,7 @@ def _cpu_dtypes(model: str, retime: bool = False) -> dict:
                      f"cached in {cache_file()})…", highlight=False)
     speeds = measured(model, refresh=retime)
     return {"measured": [asdict(s) for s in speeds], "fastest": fastest(speeds),
-            "steady": settled(speeds)}
+            "fastest_for_queries": fastest(speeds, "queries"), "steady": settled(speeds)}
 
 
 def _index_type_line(s: dict) -> str:

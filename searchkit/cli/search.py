@@ -51,7 +51,8 @@ def search(query, index_dir, k, device, dtype, mode, where, ef_search, nprobe, a
     from ..index import Index
 
     tuning = {name: value for name, value in (("efSearch", ef_search), ("nprobe", nprobe)) if value is not None}
-    index = Index(index_dir, device=device, dtype=dtype, index_params=tuning)
+    # Queries come one at a time: "fastest" is the dtype that embeds those fastest here.
+    index = Index(index_dir, device=device, dtype=dtype, fastest_for="queries", index_params=tuning)
     if query == "-":
         _search_stdin(index, k=k, mode=mode, where=where, as_json=as_json)
         return

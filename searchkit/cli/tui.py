@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from .common import handle_errors, index_option
+import click
+
+from .common import DTYPE_HELP, handle_errors, index_option
 from .group import main
 
 
 @main.command()
 @index_option
+@click.option("--dtype", default="auto", show_default=True, help="Query encoder dtype: " + DTYPE_HELP)
 @handle_errors
-def tui(index_dir):
+def tui(index_dir, dtype):
     """Interactive search over an index, with a live parity toggle (ctrl+t)."""
+    import torch
+
+    from ..encoder import FASTEST, pick_dtype
     from ..tui import run
 
-    run(index_dir)
+    if dtype.lower() != FASTEST:
+        pick_dtype(dtype, torch.device("cpu"))  # a bad name: one line now, not inside the UI
+    run(index_dir, dtype=dtype)

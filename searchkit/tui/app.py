@@ -85,13 +85,17 @@ class SearchApp(App):
         *,
         k: int = 10,
         clock: Callable[[], float] = time.perf_counter,
+        dtype: str = "auto",
     ) -> None:
+        """`dtype`: the query encoder's, when the app opens `index_dir` itself ("fastest":
+        the one measured fastest here for single queries, dtype_speed.py)."""
         super().__init__()
         if index is None and index_dir is None:
             index_dir = "index"
         self.index = index
         self.index_dir = Path(index_dir) if index_dir is not None else index.folder
         self.k = k
+        self.dtype = dtype
         self.clock = clock  # injectable so snapshot tests show a fixed latency
         self.root: Path | None = None
         self.seq = 0  # bumped per query; answers to older queries are dropped
@@ -129,7 +133,7 @@ class SearchApp(App):
     @work(thread=True, exclusive=True, group="open")
     def load_index(self) -> None:
         try:
-            index = self.index or open_index(self.index_dir)
+            index = self.index or open_index(self.index_dir, dtype=self.dtype, fastest_for="queries")
             info = index.info()  # raises IndexNotFound for a missing folder
             if info["vectors"] == 0:
                 settings = info["settings"]
