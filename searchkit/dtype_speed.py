@@ -208,22 +208,27 @@ def _read_cache() -> dict:
         return {}  # none yet, or unreadable: measure again
 
 
+def _from_cache(rows) -> list[DtypeSpeed] | None:
+    """Cached figures, or None where there are none or another version wrote them (one that
+    timed no queries among them): those are measured again."""
+    try:
+        speeds = [DtypeSpeed(**row) for row in rows or []]
+    except TypeError:
+        return None
+    return speeds if speeds and all(s.query_ms is not None for s in speeds) else None
+
+
 def is_cached(model: str) -> bool:
-    rows = _read_cache().get(host_key(model))
-    return bool(rows) and all(isinstance(r, dict) and r.get("query_ms") is not None for r in rows)
+    return _from_cache(_read_cache().get(host_key(model))) is not None
 
 
 def measured(model: str, refresh: bool = False) -> list[DtypeSpeed]:
     """This host's figures for `model`, from the cache or measured now (and then cached)."""
     key = host_key(model)
     cache = _read_cache()
-    if not refresh and key in cache:
-        try:
-            speeds = [DtypeSpeed(**row) for row in cache[key]]
-            if all(s.query_ms is not None for s in speeds):
-                return speeds
-        except TypeError:
-            pass  # written by another version (or one that timed no queries): measure again
+    speeds = None if refresh else _from_cache(cache.get(key))
+    if speeds is not None:
+        return speeds
     speeds = measure(model)
     if not settled(speeds):
         return speeds  # a busy CPU: these serve this process only (see the module docstring)

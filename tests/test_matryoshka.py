@@ -90,7 +90,7 @@ def test_an_index_records_its_dim_and_refuses_another(folder, tmp_path, monkeypa
     # `searchkit info` offers the dims the model lists
     monkeypatch.setattr("searchkit.cli.info._cpu_dtypes",
                         lambda model, retime=False: {"measured": [], "fastest": "fp32",
-                                                         "fastest_for_queries": "fp32", "steady": True})
+                                                     "fastest_for_queries": "fp32", "steady": True})
     result = invoke("info", "--index", truncated, "--json")
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)
