@@ -9,8 +9,12 @@ One module per command (or pair of close commands), each registering on the clic
 
 from __future__ import annotations
 
+from ..store import sqlite_import
+
+sqlite_import.FOR_CLI = True  # before any command imports the catalog (store/sqlite_import.py)
+
 # Imported for their side effect: each module registers its commands on `main`.
-from . import embed, eval_, info, ingest, maintenance, map_, parity, search, tui  # noqa: F401
-from .group import main
+from . import embed, eval_, info, ingest, maintenance, map_, parity, search, tui  # noqa: E402, F401
+from .group import main  # noqa: E402
 
 __all__ = ["main"]

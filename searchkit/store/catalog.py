@@ -17,9 +17,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlite_utils import Database, Migrations
-
 from ..errors import DiskFull, IndexCorrupt, IndexLocked, ReadOnlyIndex, SearchkitError
+from .sqlite_import import load as _load_sqlite_utils
+
+_sqlite_utils = _load_sqlite_utils()  # without pandas in the command (sqlite_import.py)
+Database, Migrations = _sqlite_utils.Database, _sqlite_utils.Migrations
 
 migrations = Migrations("searchkit")
 
