@@ -5,7 +5,7 @@ as do many Python setups), only to map `pandas.Timestamp` values to TEXT columns
 searchkit stores none. On a 2-core AMD EPYC (2026-12-06), `import sqlite_utils` took
 0.40-0.44 s with pandas installed and 0.15-0.17 s with it hidden; a one-shot `searchkit
 search` on a small index, five runs each taking turns, took a median 2.06 s against 2.48 s
-with pandas imported (`import torch` is most of the rest).
+with pandas imported (`import torch` is most of the rest; bench/cli_startup.py measures it).
 
 So the command (cli/__init__.py sets `FOR_CLI`) hides pandas while sqlite-utils is
 imported, and only then: anything that imports pandas afterwards (Ray Data in `ingest
