@@ -432,8 +432,26 @@ class Encoder:
             if graph is not None:
                 with torch.inference_mode():
                     return graph(batch.input_ids, batch.attention_mask)
+        return self._embed_eager(batch, prompt_tokens)
+
+    def _embed_eager(self, batch: Batch, prompt_tokens: int = 0) -> torch.Tensor:
         layer = self.layer % self.model.num_hidden_states
         return self.pool(self.hidden_states(batch, upto=layer)[layer], batch.attention_mask, prompt_tokens)
+
+    def _embed_one(self, ids: list[int], prompt_tokens: int = 0) -> np.ndarray:
+        """(1, dim) float32 for one text's token ids: into the traced graph, when there is
+        one, with none of `batches`' bookkeeping. Right after a forward pass has evicted the
+        caches, each step of that bookkeeping cost tens of microseconds (numbers in
+        single_text_graph.py)."""
+        row = torch.tensor([ids or [self.pad_id]])
+        mask = torch.ones_like(row)
+        graph = None if prompt_tokens else self._single_text_graph(row)  # the graph pools every token
+        if graph is None:
+            vector = self._embed_eager(Batch(np.zeros(1, dtype=np.int64), row, mask), prompt_tokens).cpu()
+        else:
+            with torch.inference_mode():
+                vector = graph(row, mask)
+        return np.ascontiguousarray(vector.numpy(), dtype=np.float32)  # a view when cut to `dim` unnormalised
 
     def trace_single_texts(self) -> str:
         """Build the graph that single texts run (single_text_graph.py) now, on a fixed text,
@@ -509,19 +527,19 @@ class Encoder:
         """
         if isinstance(texts, str):
             raise BadInput("encode() takes a list of texts, not one string")
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
         prompt = self.prompts.resolve(prompt_name, prompt)
         if not len(texts):
-            return out
+            return np.zeros((0, self.dim), dtype=np.float32)
         texts = check_texts(texts, what)  # named as given, before the prompt goes in front
         prompt_tokens = self.prompt_pool_tokens(prompt)
         if len(texts) == 1:  # a query: to the model with none of the batching below
             ids = self._truncating.encode(prompt + texts[0] if prompt else texts[0]).ids
-            out[0] = self._embed(self.batches([ids])[0], prompt_tokens)[0].cpu().numpy()
+            out = self._embed_one(ids, prompt_tokens)
             if progress is not None:
                 progress(1)
             return out
         batches = self.batches(self.tokenize([prompt + t for t in texts] if prompt else texts, what))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
 
         def embed(batch: Batch) -> tuple[Batch, list[tuple[np.ndarray, torch.Tensor]]]:
             return batch, self._embed_splitting(batch, prompt_tokens)
