@@ -190,6 +190,11 @@ class Batch:
     attention_mask: torch.Tensor  # (B, T)
 
 
+# The `order` of a one-text Batch (`Encoder._embed_one`), made once.
+_FIRST = np.zeros(1, dtype=np.int64)
+_FIRST.flags.writeable = False
+
+
 class Encoder:
     """Embeds texts with one of our models.
 
@@ -432,26 +437,17 @@ class Encoder:
             if graph is not None:
                 with torch.inference_mode():
                     return graph(batch.input_ids, batch.attention_mask)
-        return self._embed_eager(batch, prompt_tokens)
-
-    def _embed_eager(self, batch: Batch, prompt_tokens: int = 0) -> torch.Tensor:
         layer = self.layer % self.model.num_hidden_states
         return self.pool(self.hidden_states(batch, upto=layer)[layer], batch.attention_mask, prompt_tokens)
 
     def _embed_one(self, ids: list[int], prompt_tokens: int = 0) -> np.ndarray:
-        """(1, dim) float32 for one text's token ids: into the traced graph, when there is
-        one, with none of `batches`' bookkeeping. Right after a forward pass has evicted the
-        caches, each step of that bookkeeping cost tens of microseconds (numbers in
-        single_text_graph.py)."""
+        """(1, dim) float32 for one text's token ids, with none of `batches`' bookkeeping
+        and the model's output as the array returned. Right after a forward pass has
+        evicted the caches, each step of that bookkeeping cost tens of microseconds
+        (numbers in single_text_graph.py)."""
         row = torch.tensor([ids or [self.pad_id]])
-        mask = torch.ones_like(row)
-        graph = None if prompt_tokens else self._single_text_graph(row)  # the graph pools every token
-        if graph is None:
-            vector = self._embed_eager(Batch(np.zeros(1, dtype=np.int64), row, mask), prompt_tokens).cpu()
-        else:
-            with torch.inference_mode():
-                vector = graph(row, mask)
-        return np.ascontiguousarray(vector.numpy(), dtype=np.float32)  # a view when cut to `dim` unnormalised
+        vector = self._embed(Batch(_FIRST, row, torch.ones_like(row)), prompt_tokens)
+        return np.ascontiguousarray(vector.cpu().numpy(), dtype=np.float32)  # a view when cut to `dim` unnormalised
 
     def trace_single_texts(self) -> str:
         """Build the graph that single texts run (single_text_graph.py) now, on a fixed text,

@@ -23,9 +23,9 @@ length sort, the streams of cpu_streams.py) and with the tokenizer's `encode` ra
 flows, their order alternating, as bench/single_text_ab.py now does; 300 claims, three
 rounds, 2-core AMD EPYC, 2026-12-06):
 bf16 3.31 -> 3.17, int8 3.61 -> 3.47, fp32 4.70 -> 4.61 ms in the first round. The ids then
-went into the graph with no `Batch` around them and its output became the returned array
-(`Encoder._embed_one`): 1-2.4% less, nine rounds of nine below 1.0 (B/A 0.976-0.998, same
-A/B, a later session that day). Measured step by step right after a forward, with the
+went to the model with no `batches()` call, and its output became the returned array
+(`Encoder._embed_one`): about 1% less, B/A 0.979-1.011 with eight rounds of nine below 1.0
+(same A/B, a later session that day). Measured step by step right after a forward, with the
 caches cold as they are for every query: tokenizing a claim took 107-126 us (33 us warm;
 `encode_batch_fast` no less cold), the one-row batch 71 us (7 warm), the output array 18 us
 and the copy into it 40 us. Texts whose pooling leaves a prompt out (`include_prompt:
