@@ -366,9 +366,6 @@ class Encoder:
 
     def batches(self, ids: list[list[int]]) -> list[Batch]:
         """Length-sorted batches of at most `batch_tokens` padded tokens each."""
-        if len(ids) == 1:  # a query: no sorting or padding, and no numpy (see single_text_graph.py)
-            row = torch.tensor([ids[0] or [self.pad_id]])
-            return [Batch(np.zeros(1, dtype=np.int64), row, torch.ones_like(row))]
         lengths = np.array([max(len(x), 1) for x in ids])
         order = np.argsort(-lengths, kind="stable")
         out, start = [], 0

@@ -13,7 +13,7 @@ compiling, and changed int8 roundings; tracing takes 0.1-0.35 s.)
 The encoder puts its pooling and normalisation into the graph too (`head`). What a single
 text spends outside the forward is Python and numpy running on caches the forward has just
 flushed, where each eager op and each step costs tens of microseconds. With the one-row
-batch built without numpy (`Encoder.batches`), this took 0.11-0.14 ms off each query,
+batch built without numpy (now `Encoder._embed_one`), this took 0.11-0.14 ms off each query,
 vectors bit for bit the same: `encode` p50 over 300 SciFact claims, the previous flow and
 this one taking turns query by query in one process (2-core AMD EPYC, 2026-12-06, /tmp
 script): bf16 2.56 -> 2.44 and 3.16 -> 3.02 ms (two runs), int8 4.07 -> 3.94 ms, fp32 4.38
