@@ -262,7 +262,6 @@ class Encoder:
             raise bad_value("layer", layer, f"this model has hidden states 0..{n - 1}")
         self.max_length = min(max_length or max_length_of(self.path, self.config), self.model.max_positions)
         # EOS appended when tokenizer_config.json asks (decoder embedders pool it).
-        self.tokenizer = with_configured_eos(load_tokenizer(self.path), self.path)  # no truncation: chunking needs every token
         self._truncating = with_configured_eos(load_tokenizer(self.path), self.path)
         self._truncating.enable_truncation(self.max_length)
         self.pad_id = self._pad_id()
@@ -308,6 +307,12 @@ class Encoder:
     @property
     def dtype_name(self) -> str:
         return INT8 if self.int8 else DTYPE_NAMES[self.dtype]
+
+    @cached_property
+    def tokenizer(self) -> Tokenizer:
+        """The tokenizer without truncation, which chunking needs (every token of a document).
+        Made on first use: a process that only embeds queries never pays its 16 ms load."""
+        return with_configured_eos(load_tokenizer(self.path), self.path)
 
     @property
     def special_tokens(self) -> int:
