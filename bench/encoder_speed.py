@@ -1,6 +1,7 @@
 """Encoder throughput and single-query latency: searchkit vs sentence-transformers, same texts, same run.
 
     python bench/encoder_speed.py [--docs 1000] [--claims 1109] [--dtypes fp32,bf16] [--device cpu] [--record]
+    python bench/encoder_speed.py --latency-only [--passes 3] ...   # single queries only (about 40 s)
 
 Prints tokens/s for each contender and its ratio to sentence-transformers' torch fp32, the
 single-query p50/p99, and the lowest cosine of each one's vectors to that peer's.
@@ -41,12 +42,15 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--latency-only", action="store_true",
+                    help="time single queries only, no throughput (to see how a near tie swings from run to run)")
+    ap.add_argument("--passes", type=int, default=LATENCY_PASSES, help="passes over the queries; the best counts")
     ap.add_argument("--record", action="store_true", help="append the results to bench/RESULTS.md")
     args = ap.parse_args()
 
     from sentence_transformers import SentenceTransformer
 
-    sets = {"abstracts": scifact_abstracts(args.docs), "claims": scifact_claims(args.claims)}
+    sets = {} if args.latency_only else {"abstracts": scifact_abstracts(args.docs), "claims": scifact_claims(args.claims)}
     ours = {f"searchkit {d}": searchkit.load_encoder(device=args.device, dtype=d) for d in args.dtypes.split(",")}
     enc0 = next(iter(ours.values()))
     peer_dtype = torch.float16 if args.device.startswith("cuda") else torch.float32
@@ -71,18 +75,19 @@ def main() -> None:
         speed.update({(name, set_name): tokens / t for name, t in best.items()})
 
     queries = scifact_claims(args.queries)
-    latency = latency_ms_each({name: (lambda q, fn=fn: fn([q])) for name, fn in encode.items()}, queries)
+    latency = latency_ms_each({name: (lambda q, fn=fn: fn([q])) for name, fn in encode.items()}, queries,
+                              passes=args.passes)
 
-    head = " | ".join(f"{s} tok/s | ×" for s in sets)
+    head = "".join(f"{s} tok/s | × | " for s in sets)
     lines = [f"texts: {', '.join(f'{len(t)} SciFact {s} ({avg[s]:.0f} tokens on average)' for s, t in sets.items())}; "
-             f"× is the ratio to {peer_name}", "",
-             f"| encoder | {head} | one query p50 ms | p99 ms | min cosine to {peer_name} |",
-             "|---|" + "---:|---:|" * len(sets) + "---:|---:|---:|"]
+             f"× is the ratio to {peer_name}" if sets else f"single queries only: {len(queries)} SciFact claims", "",
+             f"| encoder | {head}one query p50 ms | p99 ms |" + (f" min cosine to {peer_name} |" if sets else ""),
+             "|---|" + "---:|---:|" * len(sets) + "---:|---:|" + ("---:|" if sets else "")]
     for name in encode:
-        cells = " | ".join(f"{speed[name, s]:,.0f} | {speed[name, s] / speed[peer_name, s]:.2f}" for s in sets)
-        cos = min(cosine[name, s] for s in sets)
-        lines.append(f"| {name} | {cells} | {latency[name][0]:.2f} | {latency[name][1]:.2f} | "
-                     f"{'—' if name == peer_name else f'{cos:.5f}'} |")
+        cells = "".join(f"{speed[name, s]:,.0f} | {speed[name, s] / speed[peer_name, s]:.2f} | " for s in sets)
+        cos = min((cosine[name, s] for s in sets), default=None)
+        shown = "" if cos is None else " —" if name == peer_name else f" {cos:.5f}"
+        lines.append(f"| {name} | {cells}{latency[name][0]:.2f} | {latency[name][1]:.2f} |" + (f"{shown} |" if shown else ""))
     if why_not:
         lines += ["", f"sentence-transformers' ONNX/OpenVINO backends not run: {why_not}"]
     else:
@@ -99,12 +104,14 @@ def main() -> None:
     streams = stream_count(next(iter(ours.values())).device)
     lines += ["", f"searchkit batches (searchkit/cpu_streams.py): {streams} side by side"
               + (f" ({ENV}={os.environ[ENV]})" if os.environ.get(ENV) else "")]
-    lines += ["", f"torch threads {torch.get_num_threads()}; tokens/s: best of {args.repeat} runs; "
-              f"latency: the best of {LATENCY_PASSES} passes over the queries (p50 and p99 of that pass); "
+    throughput = "" if args.latency_only else f"tokens/s: best of {args.repeat} runs; "
+    lines += ["", f"torch threads {torch.get_num_threads()}; {throughput}"
+              f"latency: the best of {args.passes} passes over the queries (p50 and p99 of that pass); "
               "the contenders take turns, run by run and pass by pass"]
     print("\n".join(lines))
     if args.record:
-        record("Encoder throughput and latency, all-MiniLM-L6-v2", lines)
+        title = "Single-query latency" if args.latency_only else "Encoder throughput and latency"
+        record(f"{title}, all-MiniLM-L6-v2", lines)
     tmp.cleanup()
 
 
