@@ -190,7 +190,7 @@ def test_cli_ingest_hnsw_end_to_end(corpus, tmp_path, small_bert):
     assert refused.exit_code == 1 and "--rebuild" in refused.output
     rebuilt = runner.invoke(main, ["ingest", str(corpus), *base, "--index-type", "flat", "--rebuild"])
     assert rebuilt.exit_code == 0, rebuilt.output
-    assert json.loads(runner.invoke(main, ["info", "--index", index_dir, "--json"]).output)["settings"]["index_type"] == "flat"
+    assert json.loads(runner.invoke(main, ["info", "--index", index_dir, "--json"]).stdout)["settings"]["index_type"] == "flat"
 
 
 def test_repair_keeps_the_type(corpus, tmp_path, small_bert):
@@ -247,7 +247,7 @@ def test_cli_index_params(corpus, tmp_path, small_bert):
     assert refused.exit_code == 1 and "built with M=12" in refused.output and "--rebuild" in refused.output
     # search-time overrides, for this search only
     searched = runner.invoke(main, ["search", "topic 1", "--index", index_dir, "--ef-search", "7", "--json"])
-    assert searched.exit_code == 0 and len(json.loads(searched.output)) == 10
+    assert searched.exit_code == 0 and len(json.loads(searched.stdout)) == 10
     tuned = Index(index_dir, index_params={"efSearch": 7})
     assert ef_search(tuned) == {7}
     assert Index(index_dir).settings.index_params["efSearch"] == 64
