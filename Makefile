@@ -38,7 +38,7 @@ $(BENCH_VENV)/.installed: pyproject.toml Makefile
 
 demo: $(STAMP)
 	$(VENV)/bin/searchkit ingest corpora/pydoc-topics --index index
-	$(VENV)/bin/searchkit search "how do I catch an exception and clean up afterwards" --index index -k 5
+	$(VENV)/bin/searchkit search "how do I catch an exception and clean up afterwards" --index index -k 5 --distinct
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check searchkit tests bench

@@ -21,6 +21,9 @@ class Hit:
     None for text extracted from HTML or PDF, and in indexes built before searchkit
     recorded them.
 
+    `copies`: with `search(..., distinct=True)`, the lower-ranked chunks whose text is this
+    one's (searchkit/distinct.py), as `distinct.Copy` records; empty otherwise.
+
     `score` depends on the search mode: the cosine similarity (dense), the BM25 score
     (lexical; higher is better, not bounded) or the reciprocal-rank-fusion score (hybrid:
     the sum over the dense and lexical lists of 1 / (60 + rank)).
@@ -38,6 +41,7 @@ class Hit:
     page: int | None = None
     line_start: int | None = None
     line_end: int | None = None
+    copies: tuple = ()
 
     def to_dict(self) -> dict:
         return asdict(self)

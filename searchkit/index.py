@@ -19,6 +19,7 @@ import numpy as np
 
 from . import __version__
 from .build import rebuild, staging_folder
+from .distinct import fold
 from .errors import BadInput, IndexCorrupt, IndexNotFound, bad_value
 from .filters import compile_where
 from .hits import MAX_K, Hit, check_k, check_scores, ranked, to_hits
@@ -159,7 +160,7 @@ class Index:
 
     # -- searching --------------------------------------------------------------------------
 
-    def search(self, query: str, k: int = 10, *, mode: str = "dense", where=None) -> list[Hit]:
+    def search(self, query: str, k: int = 10, *, mode: str = "dense", where=None, distinct: bool = False) -> list[Hit]:
         """The k chunks that best answer `query`, best first.
 
         `mode`: "dense" (embedding cosine; `Hit.score` is the cosine), "lexical" (BM25 over
@@ -167,6 +168,9 @@ class Index:
         (both lists fused by reciprocal rank; the score is the fused RRF score).
         `where`: metadata filters, ANDed (syntax in `searchkit.filters`), applied before
         ranking, so k hits come back whenever k chunks match.
+        `distinct`: one hit per text; a chunk that repeats a better hit's text (a copied file,
+        a section shipped twice) goes into that hit's `copies` instead of taking a rank, and
+        the search reaches further down for k distinct ones (searchkit/distinct.py).
 
         >>> index.search("how do I open a file", k=3)
         [Hit(rank=1, score=0.61, path='/.../inputoutput.txt', ...), ...]
@@ -174,9 +178,10 @@ class Index:
         """
         if not isinstance(query, str):
             raise bad_value("query", query, "expected a string (search_many takes a list of queries)")
-        return self.search_many([query], k, mode=mode, where=where)[0]
+        return self.search_many([query], k, mode=mode, where=where, distinct=distinct)[0]
 
-    def search_many(self, queries: Sequence[str], k: int = 10, *, mode: str = "dense", where=None) -> list[list[Hit]]:
+    def search_many(self, queries: Sequence[str], k: int = 10, *, mode: str = "dense", where=None,
+                    distinct: bool = False) -> list[list[Hit]]:
         """`search` for many queries at once (their vectors embedded in one batch).
 
         >>> [hits[0].path for hits in index.search_many(["open a file", "loop"], k=1)]
@@ -190,32 +195,51 @@ class Index:
         with self._lock:
             self._follow_swap()
         vectors = self.encoder.encode_queries(queries) if mode != "lexical" else None
-        depth = hybrid_depth(k) if mode == "hybrid" else int(k)
-        with self._lock:
-            allowed = self._allowed(flt)
-            if allowed is not None and not len(allowed):
-                return [[] for _ in queries]
-            dense = self._dense(vectors, depth, allowed) if vectors is not None else None
-            lexical = [self._lexical(q, depth, flt) for q in queries] if mode != "dense" else None
-            if mode == "dense":
-                lists = dense
-            elif mode == "lexical":
-                lists = lexical
-            else:
-                lists = [rrf([d, lx], int(k)) for d, lx in zip(dense, lexical)]
-            return self._hits(lists)
+        return self._collect(len(queries), k, distinct, flt,
+                             lambda want, allowed: self._ranked(queries, vectors, mode, want, allowed, flt))
 
-    def search_vectors(self, queries: np.ndarray, k: int = 10, *, where=None) -> list[list[Hit]]:
-        """Dense hits for query vectors already embedded, (n, dim) -> n lists."""
+    def _ranked(self, queries: list[str], vectors: np.ndarray | None, mode: str, want: int,
+                allowed: np.ndarray | None, flt) -> list[list[tuple[int, float]]]:
+        """Each query's best `want` (chunk id, score), by `mode`."""
+        depth = hybrid_depth(want) if mode == "hybrid" else want
+        dense = self._dense(vectors, depth, allowed) if vectors is not None else None
+        lexical = [self._lexical(q, depth, flt) for q in queries] if mode != "dense" else None
+        if mode == "dense":
+            return dense
+        if mode == "lexical":
+            return lexical
+        return [rrf([d, lx], want) for d, lx in zip(dense, lexical)]
+
+    def search_vectors(self, queries: np.ndarray, k: int = 10, *, where=None, distinct: bool = False) -> list[list[Hit]]:
+        """Dense hits for query vectors already embedded, (n, dim) -> n lists (`distinct`: as
+        in `search`)."""
         check_k(k)
         flt = compile_where(where)
         queries = np.atleast_2d(queries)
         with self._lock:
             self._follow_swap()
-            allowed = self._allowed(flt)
-            if allowed is not None and not len(allowed):
-                return [[] for _ in queries]
-            return self._hits(self._dense(queries, int(k), allowed))
+        return self._collect(len(queries), k, distinct, flt, lambda want, allowed: self._dense(queries, want, allowed))
+
+    def _collect(self, n: int, k: int, distinct: bool, flt, ranked_by: Callable) -> list[list[Hit]]:
+        """The hits of `ranked_by(want, allowed)`'s lists (one per query, best first), cut to k,
+        or with `distinct` folded to k distinct texts: for those, twice k ranked chunks are
+        fetched, then four times more each time copies leave a query short while its list
+        may hold more."""
+        want = 2 * int(k) if distinct else int(k)
+        while True:
+            with self._lock:
+                allowed = self._allowed(flt)
+                if allowed is not None and not len(allowed):
+                    return [[] for _ in range(n)]
+                lists = ranked_by(want, allowed)
+                hits = self._hits(lists)
+            if not distinct:
+                return hits
+            folded = [fold(h, int(k)) for h in hits]
+            short = any(len(f) < k and len(lst) >= want for f, lst in zip(folded, lists))
+            if not short or want >= MAX_K:
+                return folded
+            want = min(MAX_K, 4 * want)
 
     def _allowed(self, flt) -> np.ndarray | None:
         """The chunk ids a filter lets through (None: no filter)."""

@@ -37,13 +37,16 @@ from .group import main
               help="Metadata filter, repeatable (ANDed): path:GLOB, type:NAME[,NAME] (txt, md, pdf, py, yaml, csv...), "
                    "mtime>DATE, mtime<DATE, "
                    "field.NAME=VALUE (also !=, <, <=, >, >=). E.g. --where 'path:docs/*.md' --where 'mtime>2024-01-01'")
+@click.option("--distinct", is_flag=True,
+              help="One hit per text: chunks that repeat a better hit's text (copied files, a section "
+                   "shipped twice) are listed under it as copies instead of taking a rank.")
 @click.option("--ef-search", type=click.IntRange(min=1), default=None,
               help="hnsw indexes: candidates explored per query (more: better recall, slower).")
 @click.option("--nprobe", type=click.IntRange(min=1), default=None,
               help="ivfpq indexes: inverted lists scanned per query (more: better recall, slower).")
 @json_option
 @handle_errors
-def search(query, index_dir, k, device, dtype, mode, where, ef_search, nprobe, as_json):
+def search(query, index_dir, k, device, dtype, mode, where, distinct, ef_search, nprobe, as_json):
     """Find the chunks that best answer QUERY (by meaning, by words, or both).
 
     QUERY `-` reads one query a line from standard input (blank lines skipped), loading the
@@ -54,16 +57,16 @@ def search(query, index_dir, k, device, dtype, mode, where, ef_search, nprobe, a
     # Queries come one at a time: "fastest" is the dtype that embeds those fastest here.
     index = Index(index_dir, device=device, dtype=dtype, fastest_for="queries", index_params=tuning)
     if query == "-":
-        _search_stdin(index, k=k, mode=mode, where=where, as_json=as_json)
+        _search_stdin(index, k=k, mode=mode, where=where, distinct=distinct, as_json=as_json)
         return
-    hits = index.search(query, k=k, mode=mode, where=list(where) or None)
+    hits = index.search(query, k=k, mode=mode, where=list(where) or None, distinct=distinct)
     if as_json:
         emit_json([asdict(h) for h in hits])
         return
     _print_hits(hits, mode, where)
 
 
-def _search_stdin(index, *, k: int, mode: str, where: tuple[str, ...], as_json: bool) -> None:
+def _search_stdin(index, *, k: int, mode: str, where: tuple[str, ...], distinct: bool, as_json: bool) -> None:
     """`search -`: the queries of stdin, answered a batch at a time from a file, one at a
     time from a terminal or a pipe (see `_query_batch_size`)."""
     from ..lines import batches, numbered_lines
@@ -71,7 +74,8 @@ def _search_stdin(index, *, k: int, mode: str, where: tuple[str, ...], as_json: 
     stream = binary_stdin()
     for batch in batches(numbered_lines(stream, "stdin"), _query_batch_size(stream)):
         queries = [text for _, text in batch]
-        for text, hits in zip(queries, index.search_many(queries, k=k, mode=mode, where=list(where) or None)):
+        for text, hits in zip(queries, index.search_many(queries, k=k, mode=mode, where=list(where) or None,
+                                                                  distinct=distinct)):
             if as_json:
                 emit_json({"query": text, "hits": [asdict(h) for h in hits]})
             else:
@@ -116,9 +120,16 @@ def _print_hits(hits, mode: str, where: tuple[str, ...]) -> None:
         stdout.print("no hits" + (" (no chunk matches the filters)" if where else
                                   " (no chunk shares a word with the query)" if mode == "lexical" else " (the index is empty)"))
     for hit in hits:
-        path = _display_path(hit.path)
-        where = (f"{path}#{hit.document}" if hit.document else path) + _position(hit)
-        stdout.print(f"[bold]{hit.rank:>2}.[/bold] [cyan]{hit.score:.4f}[/cyan]  {escape(where)}  "
+        stdout.print(f"[bold]{hit.rank:>2}.[/bold] [cyan]{hit.score:.4f}[/cyan]  {escape(_location(hit))}  "
                      f"[dim]\\[{hit.start}:{hit.end}][/dim]", highlight=False)
         snippet = " ".join(hit.text.split())
         stdout.print("    " + (snippet[:300] + ("…" if len(snippet) > 300 else "")), highlight=False, markup=False)
+        for copy in hit.copies:
+            stdout.print(f"    [dim]same text: {escape(_location(copy))} \\[{copy.start}:{copy.end}][/dim]",
+                         highlight=False)
+
+
+def _location(hit) -> str:
+    """A hit's (or a copy's) file, record and lines, as the listing shows them."""
+    path = _display_path(hit.path)
+    return (f"{path}#{hit.document}" if hit.document else path) + _position(hit)
