@@ -349,7 +349,7 @@ def test_a_corrupt_catalog_while_searching_is_a_message(make_app, monkeypatch):
     app = make_app()
     error = IndexCorrupt(f"{app.index.folder}/catalog.db: database disk image is malformed")
 
-    def corrupt(vectors, k):
+    def corrupt(vectors, k, **options):
         raise error
 
     async def scenario(pilot):
@@ -478,3 +478,40 @@ def test_context_keeps_the_chunk_and_cuts_at_spaces():
     assert chunk == document[start:end] and cut_before and cut_after
     assert before.startswith("word") and after.endswith(tuple("0123456789"))
     assert 0 < len(before) <= 40 and 0 < len(after) <= 40
+
+
+@pytest.fixture(scope="module")
+def copied_index(tmp_path_factory, minilm) -> Path:
+    """The del topic twice (del.txt and a backup of it), and the with topic."""
+    from pydoc_data.topics import topics
+
+    root = tmp_path_factory.mktemp("tui-copies")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for name, topic in (("del.txt", "del"), ("del.bak.txt", "del"), ("with.txt", "with")):
+        (corpus / name).write_text(topics[topic], encoding="utf-8")
+    searchkit.open_index(root / "index", encoder=minilm).ingest([corpus])
+    return root / "index"
+
+
+@pytest.mark.parametrize("distinct", [False, True])
+def test_distinct_lists_copies_in_the_preview(copied_index, minilm, distinct):
+    app = SearchApp(index=searchkit.open_index(copied_index, encoder=minilm), k=K, clock=StepClock(),
+                    distinct=distinct)
+
+    async def scenario(pilot):
+        await search(pilot, "delete a name binding")
+        hits = app.query_one(ResultsTable).hits
+        texts = [h.text for h in hits]
+        shown = app.query_one(Preview).text
+        if distinct:
+            assert len(set(texts)) == len(texts) == K
+            copy = {"del.txt": "del.bak.txt", "del.bak.txt": "del.txt"}[Path(hits[0].path).name]
+            assert [Path(c.path).name for c in hits[0].copies] == [copy]
+            assert first_file(app) == Path(hits[0].path).name + " +1"
+            assert "same text:" in shown and copy in shown.split("same text:")[1]
+        else:
+            assert len(set(texts)) < len(texts)  # the copies take ranks of their own
+            assert "same text:" not in shown
+
+    drive(app, scenario)

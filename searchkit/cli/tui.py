@@ -11,8 +11,10 @@ from .group import main
 @main.command()
 @index_option
 @click.option("--dtype", default="auto", show_default=True, help="Query encoder dtype: " + DTYPE_HELP)
+@click.option("--distinct", is_flag=True,
+              help="One hit per text, as `search --distinct`: the preview lists the hit's copies.")
 @handle_errors
-def tui(index_dir, dtype):
+def tui(index_dir, dtype, distinct):
     """Interactive search over an index, with a live parity toggle (ctrl+t)."""
     import torch
 
@@ -21,4 +23,4 @@ def tui(index_dir, dtype):
 
     if dtype.lower() != FASTEST:
         pick_dtype(dtype, torch.device("cpu"))  # a bad name: one line now, not inside the UI
-    run(index_dir, dtype=dtype)
+    run(index_dir, dtype=dtype, distinct=distinct)

@@ -86,9 +86,11 @@ class SearchApp(App):
         k: int = 10,
         clock: Callable[[], float] = time.perf_counter,
         dtype: str = "auto",
+        distinct: bool = False,
     ) -> None:
         """`dtype`: the query encoder's, when the app opens `index_dir` itself ("fastest":
-        the one measured fastest here for single queries, dtype_speed.py)."""
+        the one measured fastest here for single queries, dtype_speed.py). `distinct`: one
+        hit per text (searchkit/distinct.py), for our list and the parity one alike."""
         super().__init__()
         if index is None and index_dir is None:
             index_dir = "index"
@@ -96,6 +98,7 @@ class SearchApp(App):
         self.index_dir = Path(index_dir) if index_dir is not None else index.folder
         self.k = k
         self.dtype = dtype
+        self.distinct = distinct
         self.clock = clock  # injectable so snapshot tests show a fixed latency
         self.root: Path | None = None
         self.seq = 0  # bumped per query; answers to older queries are dropped
@@ -207,7 +210,7 @@ class SearchApp(App):
         try:
             started = self.clock()
             vector = index.encoder.encode_queries([query])
-            hits = index.search_vectors(vector, self.k)[0]
+            hits = index.search_vectors(vector, self.k, distinct=self.distinct)[0]
             latency_ms = (self.clock() - started) * 1000
             if worker.is_cancelled:
                 return  # a newer query replaced this one
@@ -316,7 +319,7 @@ class SearchApp(App):
         try:
             # the same query prompt as ours, so both sides embed the same tokens
             hf = parity_lib.reference_vectors(index.encoder, self.reference, [query], prompt=index.encoder.query_prompt)
-            hf_hits = index.search_vectors(hf, self.k)[0]
+            hf_hits = index.search_vectors(hf, self.k, distinct=self.distinct)[0]
             if not worker.is_cancelled:
                 result = compare_query(query, vector, hf[0], hits, hf_hits)
                 self.post_message(ParityDone(seq, result))

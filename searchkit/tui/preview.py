@@ -48,9 +48,12 @@ class Preview(VerticalScroll):
             start, end = hit.start, hit.end
         before, chunk, after, cut_before, cut_after = context(document, start, end)
         where = display_path(hit.path, root) + (f" › {hit.document}" if hit.document else "")
-        self.query_one("#preview-title", Static).update(
-            Text.assemble((where, "bold"), _position(hit), f"  chars {hit.start}–{hit.end}  chunk {hit.chunk_id}")
-        )
+        title = Text.assemble((where, "bold"), _position(hit), f"  chars {hit.start}–{hit.end}  chunk {hit.chunk_id}")
+        if hit.copies:  # a distinct search folded these repeats of the chunk into it
+            title.append("\nsame text: ", style="bold")
+            title.append(", ".join(display_path(c.path, root) + (f" › {c.document}" if c.document else "")
+                                   + _position(c) for c in hit.copies), style="italic")
+        self.query_one("#preview-title", Static).update(title)
         ctx = self.get_component_rich_style("preview--context")
         body = Text.assemble(
             ("…" if cut_before else "", ctx),
@@ -59,6 +62,7 @@ class Preview(VerticalScroll):
             (after, ctx),
             ("…" if cut_after else "", ctx),
         )
+
         self.query_one("#preview-body", Static).update(body)
         self.scroll_home(animate=False)
 

@@ -36,7 +36,9 @@ class ResultsTable(DataTable):
         self.hits, self._shown = list(hits), (root, parity)
         self.clear(columns=True)
         files = [display_path(hit.path, root) for hit in hits]
-        widths = [2, 6] + ([5] if parity else []) + [max([4, *map(len, files)])]
+        # "+2": a distinct search folded two copies of this chunk's text into it (the preview names them).
+        copies = [f" +{len(hit.copies)}" if hit.copies else "" for hit in hits]
+        widths = [2, 6] + ([5] if parity else []) + [max([4, *(len(f) + len(c) for f, c in zip(files, copies))])]
         room = snippet_width(self.scrollable_content_region.width, widths, self.cell_padding)
         self.add_column("#", key="rank")
         self.add_column("score", key="score")
@@ -44,12 +46,12 @@ class ResultsTable(DataTable):
             self.add_column("HF", key="hf")
         self.add_column("file", key="file")
         self.add_column("snippet", key="snippet", width=room)
-        for hit, file in zip(hits, files):
+        for hit, file, more in zip(hits, files, copies):
             cells: list = [str(hit.rank), f"{hit.score:.4f}"]
             if parity is not None:
                 cells.append(self._hf_cell(hit, parity))
             # Text, not str: a DataTable reads str cells as markup ("[red]alert.txt").
-            cells += [Text(file), Text(snippet(hit.text, room))]
+            cells += [Text.assemble(file, (more, "dim")), Text(snippet(hit.text, room))]
             self.add_row(*cells, key=str(hit.chunk_id))
         if hits:
             self.move_cursor(row=min(keep, len(hits) - 1))
