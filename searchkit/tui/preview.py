@@ -62,7 +62,6 @@ class Preview(VerticalScroll):
             (after, ctx),
             ("…" if cut_after else "", ctx),
         )
-
         self.query_one("#preview-body", Static).update(body)
         self.scroll_home(animate=False)
 
