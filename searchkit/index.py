@@ -225,7 +225,7 @@ class Index:
         or with `distinct` folded to k distinct texts: for those, twice k ranked chunks are
         fetched, then four times more each time copies leave a query short while its list
         may hold more."""
-        want = 2 * int(k) if distinct else int(k)
+        want = min(MAX_K, 2 * int(k)) if distinct else int(k)
         while True:
             with self._lock:
                 allowed = self._allowed(flt)
