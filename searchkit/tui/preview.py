@@ -13,6 +13,11 @@ from ..index import Hit
 from .compare import context, display_path
 
 
+def _where(hit, root: Path | None) -> str:
+    """The file of a hit (or of one of its copies), and its record inside the file."""
+    return display_path(hit.path, root) + (f" › {hit.document}" if hit.document else "")
+
+
 def _position(hit: Hit) -> str:
     """The hit's page and lines for the header ('' when neither is known)."""
     out = f"  page {hit.page}" if hit.page is not None else ""
@@ -47,12 +52,10 @@ class Preview(VerticalScroll):
         else:
             start, end = hit.start, hit.end
         before, chunk, after, cut_before, cut_after = context(document, start, end)
-        where = display_path(hit.path, root) + (f" › {hit.document}" if hit.document else "")
-        title = Text.assemble((where, "bold"), _position(hit), f"  chars {hit.start}–{hit.end}  chunk {hit.chunk_id}")
+        title = Text.assemble((_where(hit, root), "bold"), _position(hit), f"  chars {hit.start}–{hit.end}  chunk {hit.chunk_id}")
         if hit.copies:  # a distinct search folded these repeats of the chunk into it
             title.append("\nsame text: ", style="bold")
-            title.append(", ".join(display_path(c.path, root) + (f" › {c.document}" if c.document else "")
-                                   + _position(c) for c in hit.copies), style="italic")
+            title.append(", ".join(_where(c, root) + _position(c) for c in hit.copies), style="italic")
         self.query_one("#preview-title", Static).update(title)
         ctx = self.get_component_rich_style("preview--context")
         body = Text.assemble(
