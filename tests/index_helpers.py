@@ -201,7 +201,7 @@ def fails_with(result, *needles) -> str:
     """Exit 1 and exactly one stderr line, `searchkit: error: ...`, holding each needle."""
     assert result.exit_code == 1, (result.exit_code, result.output, result.exception)
     err = result.stderr.strip()
-    assert err.splitlines() == [err], err
+    assert result.stderr == err + "\n", result.stderr  # one line: no blank line before it either
     assert err.startswith("searchkit: error: ") and "Traceback" not in err
     for needle in needles:
         assert str(needle) in err, (needle, err)

@@ -69,7 +69,9 @@ def embedding_progress():
     """A rich bar on stderr over the bytes to embed; yields the callback `Index.ingest` takes."""
     columns = [TextColumn("embedding"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[chunks]} chunks"),
                TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*columns, console=stderr, transient=True) as bar:
+    # Off where stderr is no terminal (a pipe, a CI log): rich draws nothing there but ends
+    # with a bare newline, a blank line before any error message or the summary.
+    with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_interactive) as bar:
         task = bar.add_task("embed", total=None, chunks=0)
 
         def progress(done: int, total: int, chunks: int) -> None:
