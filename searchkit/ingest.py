@@ -348,6 +348,8 @@ def run(writer: IndexWriter, paths: Sequence[str | Path], pipeline: Pipeline, li
     summary.files_removed += len(found.removed)
     todo = found.new + found.changed
     total = sum(s.size for s in todo)
+    if progress:  # the total at once: the first batch may take seconds to embed
+        progress(0, total, 0)
     for batch, vectors in pipeline(todo, settings):
         summary.skip(batch.skipped)
         writer.remove_files(batch.emptied)

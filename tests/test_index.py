@@ -191,3 +191,17 @@ def test_interrupted_commit_leaves_last_state(tmp_path, minilm, monkeypatch):
     assert len(list(Path(index.folder).glob("segment.*"))) == 1  # the interrupted commit's file is gone
     summary = reopened.ingest([corpus])
     assert summary.files_added == 1 and summary.files_unchanged == 1
+
+
+def test_ingest_progress_gives_the_total_before_the_first_batch(tmp_path, small_bert):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(3):
+        (corpus / f"f{i}.txt").write_text(f"File number {i} talks about topic {i}. " * 20)
+    total = sum(p.stat().st_size for p in corpus.iterdir())
+    calls = []
+    index = searchkit.open_index(tmp_path / "index", model=str(small_bert), device="cpu")
+    summary = index.ingest([corpus], progress=lambda *args: calls.append(args))
+    assert calls[0] == (0, total, 0)  # a bar with its total while the first batch embeds
+    assert calls[-1] == (total, total, summary.chunks_added)
+    assert [c[0] for c in calls] == sorted(c[0] for c in calls)
