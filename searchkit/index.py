@@ -226,20 +226,20 @@ class Index:
         fetched, then four times more each time copies leave a query short while its list
         may hold more."""
         want = min(MAX_K, 2 * int(k)) if distinct else int(k)
-        while True:
-            with self._lock:
-                allowed = self._allowed(flt)
-                if allowed is not None and not len(allowed):
-                    return [[] for _ in range(n)]
+        with self._lock:  # one filter read and one view of the catalog for every depth
+            allowed = self._allowed(flt)
+            if allowed is not None and not len(allowed):
+                return [[] for _ in range(n)]
+            while True:
                 lists = ranked_by(want, allowed)
                 hits = self._hits(lists)
-            if not distinct:
-                return hits
-            folded = [fold(h, int(k)) for h in hits]
-            short = any(len(f) < k and len(lst) >= want for f, lst in zip(folded, lists))
-            if not short or want >= MAX_K:
-                return folded
-            want = min(MAX_K, 4 * want)
+                if not distinct:
+                    return hits
+                folded = [fold(h, int(k)) for h in hits]
+                short = any(len(f) < k and len(lst) >= want for f, lst in zip(folded, lists))
+                if not short or want >= MAX_K:
+                    return folded
+                want = min(MAX_K, 4 * want)
 
     def _allowed(self, flt) -> np.ndarray | None:
         """The chunk ids a filter lets through (None: no filter)."""
