@@ -2,6 +2,8 @@
 
 import asyncio
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 pytest.importorskip("textual")
 
 from click.testing import CliRunner  # noqa: E402
+from index_helpers import fails_with  # noqa: E402
 from textual.geometry import Region  # noqa: E402
 from textual.worker import WorkerFailed  # noqa: E402
 
@@ -382,6 +385,7 @@ def run_tui(index_dir: Path, monkeypatch, check=None, *extra: str):
         return real_run(app, headless=True, size=SIZE, auto_pilot=quit_when_settled)
 
     monkeypatch.setattr(SearchApp, "run", headless)
+    monkeypatch.setattr("searchkit.cli.tui.no_terminal", lambda: "")  # as if run in one
     return CliRunner().invoke(main, ["tui", "--index", str(index_dir), *extra])
 
 
@@ -436,10 +440,27 @@ def test_tui_dtype_is_the_query_encoders(tmp_path, monkeypatch):
 
 def test_tui_refuses_a_bad_dtype_before_it_starts(tmp_path, monkeypatch):
     monkeypatch.setattr(SearchApp, "run", lambda app: pytest.fail("the app started"))
+    monkeypatch.setattr("searchkit.cli.tui.no_terminal", lambda: "")
     result = CliRunner().invoke(main, ["tui", "--index", str(tmp_path), "--dtype", "fp64"])
     assert result.exit_code == 1
     [line] = result.stderr.splitlines()
     assert line.startswith("searchkit: error: ") and "fp64" in line and "dtype" in line
+
+
+def test_tui_refuses_without_a_terminal(index_dir, monkeypatch):
+    """Textual spins forever on a stdin that is no terminal: one line and exit 1 instead,
+    before the encoder or the index is loaded."""
+    monkeypatch.setattr(SearchApp, "run", lambda app: pytest.fail("the app started"))
+    monkeypatch.setattr("searchkit.encoder.pick_dtype", lambda *a: pytest.fail("loaded the encoder's dtype"))
+    err = fails_with(CliRunner().invoke(main, ["tui", "--index", str(index_dir)]),
+                     "searchkit tui needs a terminal (stdin, stdout, stderr are not a tty)", "searchkit search")
+    assert len(err) < 120
+    # The real thing, `< /dev/null` and output to pipes, from a script: it ends at once.
+    done = subprocess.run([sys.executable, "-m", "searchkit", "tui", "--index", str(index_dir)],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("searchkit: error: searchkit tui needs a terminal (stdin") and "\x1b" not in done.stderr
+    assert len(done.stderr.splitlines()) == 1
 
 
 def test_snapshot_after_query(make_app, snap_compare):
