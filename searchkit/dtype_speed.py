@@ -219,20 +219,29 @@ def _from_cache(rows) -> list[DtypeSpeed] | None:
 
 
 def is_cached(model: str) -> bool:
-    return _from_cache(_read_cache().get(host_key(model))) is not None
+    return cached(model) is not None
+
+
+def cached(model: str) -> list[DtypeSpeed] | None:
+    """This host's cached figures for `model`, or None: nothing is measured (`searchkit info`
+    must answer at once, even on a busy CPU)."""
+    return _from_cache(_read_cache().get(host_key(model)))
 
 
 def measured(model: str, refresh: bool = False) -> list[DtypeSpeed]:
     """This host's figures for `model`, from the cache or measured now (and then cached)."""
-    key = host_key(model)
-    cache = _read_cache()
-    speeds = None if refresh else _from_cache(cache.get(key))
-    if speeds is not None:
-        return speeds
+    speeds = None if refresh else cached(model)
+    return speeds if speeds is not None else remeasure(model)[0]
+
+
+def remeasure(model: str) -> tuple[list[DtypeSpeed], bool]:
+    """Measure `model`'s figures now; cache them when they settled. Returns the figures and
+    whether they were written to `cache_file()`."""
     speeds = measure(model)
     if not settled(speeds):
-        return speeds  # a busy CPU: these serve this process only (see the module docstring)
-    cache[key] = [asdict(s) for s in speeds]
+        return speeds, False  # a busy CPU: these serve this process only (see the module docstring)
+    cache = _read_cache()
+    cache[host_key(model)] = [asdict(s) for s in speeds]
     path = cache_file()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -240,8 +249,8 @@ def measured(model: str, refresh: bool = False) -> list[DtypeSpeed]:
         tmp.write_text(json.dumps(cache, indent=1), encoding="utf-8")
         os.replace(tmp, path)
     except OSError:
-        pass  # a read-only home: the figures serve this process only
-    return speeds
+        return speeds, False  # a read-only home: the figures serve this process only
+    return speeds, True
 
 
 def settled(speeds: list[DtypeSpeed]) -> bool:

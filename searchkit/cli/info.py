@@ -16,7 +16,8 @@ from .group import main
 @main.command()
 @index_option
 @click.option("--retime", is_flag=True,
-              help="Time the CPU dtypes again, replacing this machine's cached figures (after a busy spell, say).")
+              help="Time the CPU dtypes now (about a minute), caching the figures if the CPU was quiet; "
+                   "without it only cached figures are shown.")
 @json_option
 @handle_errors
 def info(index_dir, retime, as_json):
@@ -58,13 +59,7 @@ def info(index_dir, retime, as_json):
                             f"CUDA: {', '.join(m['cuda_devices']) or 'none'}; auto = {m['auto_device']} {m['auto_dtype']}; "
                             "CPU projections: " + ", ".join(f"{k} {v}" for k, v in m["cpu_projections"].items())
                             + f"; CPU batches: {_streams_text(m['cpu_batch_streams'], m['cpu_threads'])}"))
-    speeds = data["cpu_dtypes"]
-    rows.append(("CPU dtypes", "measured here: " + ", ".join(
-        f"{d['dtype']} {d['tokens_per_s']:,.0f} tok/s, {d['query_ms']:.1f} ms a query (cos {d['min_cosine']:.4f})"
-        for d in speeds["measured"])
-        + f"; fastest = {speeds['fastest']} for batches, {speeds['fastest_for_queries']} for single queries"
-        + ("" if speeds["steady"] else " (the CPU was busy: these figures are not cached, and fastest stays fp32;"
-                                       " run `searchkit info --retime` when it is quiet)")))
+    rows.append(("CPU dtypes", _cpu_dtypes_text(data["cpu_dtypes"])))
     run = data.get("last_run")
     if run:
         sm = run["summary"]
@@ -87,16 +82,40 @@ def _matryoshka_dims(model) -> list[int]:
 
 
 def _cpu_dtypes(model: str, retime: bool = False) -> dict:
-    """The index model's tokens/s and query latency in each CPU dtype on this machine (measured once, cached;
-    `retime`: measured again)."""
-    from ..dtype_speed import cache_file, fastest, is_cached, measured, settled
+    """The index model's tokens/s and query latency in each CPU dtype on this machine: the
+    cached figures, none when nothing is cached (timing takes about a minute, longer on a
+    busy CPU: only `retime` measures). `cached`: whether the figures shown are in the cache."""
+    from ..dtype_speed import cache_file, cached, fastest, remeasure, settled
 
-    if retime or not is_cached(model):
-        stderr.print(f"timing {model} in fp32, bf16 and int8 on this CPU ({'again' if retime else 'once'}; "
-                     f"cached in {cache_file()})…", highlight=False)
-    speeds = measured(model, refresh=retime)
+    if retime:
+        stderr.print(f"timing {model} in fp32, bf16 and int8 on this CPU (about a minute)…", highlight=False)
+        speeds, in_cache = remeasure(model)
+    else:
+        speeds = cached(model)
+        in_cache = speeds is not None
+    if speeds is None:
+        return {"measured": [], "fastest": None, "fastest_for_queries": None, "steady": None, "cached": False,
+                "cache_file": str(cache_file())}
     return {"measured": [asdict(s) for s in speeds], "fastest": fastest(speeds),
-            "fastest_for_queries": fastest(speeds, "queries"), "steady": settled(speeds)}
+            "fastest_for_queries": fastest(speeds, "queries"), "steady": settled(speeds), "cached": in_cache,
+            "cache_file": str(cache_file())}
+
+
+def _cpu_dtypes_text(speeds: dict) -> str:
+    """The "CPU dtypes" row: the figures and picks, and truthfully whether they are cached."""
+    if not speeds["measured"]:
+        return "not measured on this CPU yet; `searchkit info --retime` measures them (about a minute)"
+    figures = ", ".join(f"{d['dtype']} {d['tokens_per_s']:,.0f} tok/s, {d['query_ms']:.1f} ms a query "
+                        f"(cos {d['min_cosine']:.4f})" for d in speeds["measured"])
+    picks = f"fastest = {speeds['fastest']} for batches, {speeds['fastest_for_queries']} for single queries"
+    if not speeds["steady"]:
+        note = (" (the CPU was busy: these figures are not cached, and fastest stays fp32;"
+                " run `searchkit info --retime` when it is quiet)")
+    elif speeds.get("cached", True):
+        note = f" (cached in {speeds.get('cache_file', 'the cache')})"
+    else:
+        note = f" (not cached: could not write {speeds.get('cache_file', 'the cache')})"
+    return f"measured here: {figures}; {picks}{note}"
 
 
 def _index_type_line(s: dict) -> str:
