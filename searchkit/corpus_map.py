@@ -86,10 +86,13 @@ def _project(x: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, list[st
         return np.asarray(reducer.fit_transform(x)), ["UMAP 1", "UMAP 2"]
     if len(x) < 2:
         return np.zeros((len(x), 2)), ["PC 1", "PC 2"]
+    x = x.astype(np.float64)
+    if not np.any(x - x[0]):  # every vector the same: no variance to share out (sklearn divides 0 by 0)
+        return np.zeros((len(x), 2)), ["PC 1 (0% of variance: all vectors are the same)", "PC 2 (0% of variance)"]
     from sklearn.decomposition import PCA
 
     pca = PCA(n_components=2, random_state=seed)
-    xy = pca.fit_transform(x.astype(np.float64))
+    xy = pca.fit_transform(x)
     names = [f"PC {i + 1} ({share:.1%} of variance)" for i, share in enumerate(pca.explained_variance_ratio_)]
     return xy, names
 

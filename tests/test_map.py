@@ -11,7 +11,7 @@ from index_helpers import fails_with, invoke
 
 import searchkit
 from searchkit.cli import main
-from searchkit.corpus_map import MAX_GROUPS, _folder_groups, _keep_largest
+from searchkit.corpus_map import MAX_GROUPS, _folder_groups, _keep_largest, _project
 
 FOLDERS = {"statements": ["del", "with", "if"], "types": ["lists", "dict", "numbers"], "misc": ["lambda"]}
 
@@ -129,6 +129,25 @@ def test_map_human_output(index_dir, tmp_path):
 ])
 def test_map_errors_are_one_line(index_dir, tmp_path, args, message):
     fails_with(invoke("map", "--index", index_dir, *[a.format(tmp=tmp_path) for a in args]), message)
+
+
+def test_a_map_of_identical_vectors_has_no_variance_to_share(tmp_path, minilm):
+    """All vectors the same: scikit-learn warned of a division by zero and the axes read
+    "nan% of variance"."""
+    import warnings
+
+    xy, axes = _project(np.ones((5, 8), np.float32), "pca", 0)
+    assert not xy.any() and axes == ["PC 1 (0% of variance: all vectors are the same)", "PC 2 (0% of variance)"]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name in "abc":
+        (corpus / f"{name}.txt").write_text("The same words in every file.\n", encoding="utf-8")
+    searchkit.open_index(tmp_path / "index", encoder=minilm).ingest([corpus])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning fails the command
+        result = invoke("map", "--index", tmp_path / "index", "--out", tmp_path / "same.png", "--json")
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert json.loads(result.stdout)["points"] == 3 and result.stderr == ""
 
 
 def test_map_without_index(tmp_path):
