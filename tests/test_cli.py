@@ -235,3 +235,27 @@ def test_info_answers_at_once_and_times_only_when_asked(runner, index_dir, tmp_p
     assert len(runs) == 3 and "(not cached: could not write /" in text
 
 
+
+
+def test_control_characters_in_names_are_escaped_in_plain_output(runner, tmp_path, small_bert):
+    """A name holding a newline split the hit line; plain output escapes it, JSON keeps it."""
+    from index_helpers import ingest_args
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    text = "Lighthouses guide ships past the rocks at night."
+    (corpus / "a\nline.txt").write_text(text, encoding="utf-8")
+    (corpus / "b\tcopy\x1b[31m.txt").write_text(text, encoding="utf-8")
+    (corpus / "c\nbad.png").write_bytes(b"\x89PNG")
+    index = tmp_path / "index"
+    ingested = runner.invoke(main, ingest_args(corpus, index, small_bert)[:-1])  # plain, not --json
+    assert ingested.exit_code == 0, ingested.output
+    assert f"skipped {corpus}/c\\nbad.png: unsupported type .png\n" in ingested.stderr
+    assert len(ingested.stderr.splitlines()) == 1
+    hits = runner.invoke(main, ["search", "lighthouse", "--index", str(index), "--distinct"])
+    assert hits.exit_code == 0, hits.output
+    lines = hits.stdout.splitlines()
+    assert len(lines) == 3, lines  # the hit, its text, its copy
+    assert "a\\nline.txt" in lines[0] and "same text: " in lines[2] and "b\\tcopy\\x1b[31m.txt" in lines[2]
+    raw = json.loads(runner.invoke(main, ["search", "lighthouse", "--index", str(index), "--json"]).stdout)
+    assert sorted(Path(h["path"]).name for h in raw) == ["a\nline.txt", "b\tcopy\x1b[31m.txt"]

@@ -18,6 +18,7 @@ from .common import (
     stdout,
 )
 from .group import main
+from .names import shown
 
 
 @main.command()
@@ -90,10 +91,10 @@ def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens,
     if as_json:
         emit_json(summary.to_dict())
         return
-    for item in summary.skipped:
-        stderr.print(f"skipped {item['path']}: {item['reason']}", highlight=False, markup=False)
+    for item in summary.skipped:  # names escaped: one line per skip, whatever a name holds
+        stderr.print(shown(f"skipped {item['path']}: {item['reason']}"), highlight=False, markup=False)
     for problem in summary.problems:
-        stderr.print(f"skipped record {problem}", highlight=False, markup=False)
+        stderr.print(shown(f"skipped record {problem}"), highlight=False, markup=False)
     stdout.print(
         f"{summary.files_seen} files seen: {summary.files_added} added, {summary.files_updated} updated, "
         f"{summary.files_removed} removed, {summary.files_unchanged} unchanged, {summary.files_skipped} skipped; "

@@ -22,6 +22,7 @@ from .common import (
     stdout,
 )
 from .group import main
+from .names import shown
 
 
 @main.command()
@@ -130,6 +131,7 @@ def _print_hits(hits, mode: str, where: tuple[str, ...]) -> None:
 
 
 def _location(hit) -> str:
-    """A hit's (or a copy's) file, record and lines, as the listing shows them."""
+    """A hit's (or a copy's) file, record and lines, as the listing shows them (on one line,
+    whatever the name holds: names.shown)."""
     path = _display_path(hit.path)
-    return (f"{path}#{hit.document}" if hit.document else path) + _position(hit)
+    return shown(f"{path}#{hit.document}" if hit.document else path) + _position(hit)
