@@ -123,6 +123,37 @@ def test_query_puts_expected_document_first(make_app, query, expected):
     drive(app, scenario)
 
 
+def test_status_and_paths_follow_a_rebuild_swapped_in(tmp_path, minilm):
+    """Another process's `ingest --rebuild` swaps a new index in: searches found its content,
+    but the status bar kept the old vector count and the file column went absolute."""
+    from pydoc_data.topics import topics
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    for folder, names in ((old, TOPICS), (new, ["lambda", "del"])):
+        folder.mkdir()
+        for name in names:
+            (folder / f"{name}.txt").write_text(topics[name], encoding="utf-8")
+    (new / "sub").mkdir()
+    (new / "sub" / "extra.txt").write_text("A short note on deleting names.", encoding="utf-8")
+    searchkit.open_index(tmp_path / "index", encoder=minilm).ingest([old])
+    app = SearchApp(index=searchkit.open_index(tmp_path / "index", encoder=minilm), k=K, clock=StepClock())
+
+    async def scenario(pilot):
+        await search(pilot, "delete a name binding")
+        before = app.index.vectors.count
+        assert f"vectors {before:,}" in app.query_one(StatusBar).text and first_file(app) == "del.txt"
+        other = searchkit.open_index(tmp_path / "index", encoder=minilm, chunk_tokens=64)  # as another process
+        other.ingest([new], rebuild=True)
+        after = other.vectors.count
+        assert after != before
+        await search(pilot, " again")
+        assert f"vectors {after:,}" in app.query_one(StatusBar).text
+        files = {str(app.query_one(ResultsTable).get_row_at(i)[2]) for i in range(app.query_one(ResultsTable).row_count)}
+        assert "sub/extra.txt" in files and files <= {"del.txt", "lambda.txt", "sub/extra.txt"}  # not absolute
+
+    drive(app, scenario)
+
+
 def test_cursor_moves_preview_to_that_hit(make_app):
     app = make_app()
 

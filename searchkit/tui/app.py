@@ -101,6 +101,7 @@ class SearchApp(App):
         self.distinct = distinct
         self.clock = clock  # injectable so snapshot tests show a fixed latency
         self.root: Path | None = None
+        self.index_mark: tuple | None = None  # (catalog, generation) that `root` and the vector count are of
         self.seq = 0  # bumped per query; answers to older queries are dropped
         self.query_text = ""
         self.query_vector: np.ndarray | None = None
@@ -147,9 +148,10 @@ class SearchApp(App):
                 self.post_message(IndexFailed(error, "empty index", facts))
                 return
             encoder = index.encoder  # the slow part: loads the weights
-            root = common_root(list(index.catalog.files()))
+            self.index_mark = None
+            vectors, root = self._index_state(index)
             name = Path(encoder.name).name if "/" in encoder.name else encoder.name
-            facts = IndexFacts(name, str(encoder.device), encoder.dtype_name, info["vectors"], root)
+            facts = IndexFacts(name, str(encoder.device), encoder.dtype_name, vectors, root)
             self.post_message(IndexReady(index, facts))
             # Queries come one at a time here: trace their graph now, while the user types,
             # rather than during the second query (a first query waits on the lock meanwhile).
@@ -158,6 +160,16 @@ class SearchApp(App):
             self.post_message(IndexFailed(one_line(exc), "no index", cause=exc))
         except SearchkitError as exc:  # corrupt index, model missing or mismatched
             self.post_message(IndexFailed(one_line(exc), "cannot open index", cause=exc))
+
+    def _index_state(self, index) -> tuple[int, Path | None] | None:
+        """The index's vector count and its files' common folder, or None when the catalog has
+        not moved on since they were last read (worker threads). A search follows another
+        process's ingest or swapped-in rebuild (Index._follow_swap): what the UI shows must too."""
+        catalog = index.catalog
+        if self.index_mark is not None and self.index_mark[0] is catalog and self.index_mark[1] == catalog.generation:
+            return None
+        self.index_mark = (catalog, catalog.generation)
+        return index.vectors.count, common_root(list(catalog.files()))
 
     def on_index_ready(self, message: IndexReady) -> None:
         self.index = message.index
@@ -216,16 +228,19 @@ class SearchApp(App):
                 return  # a newer query replaced this one
             # Read the documents here, so the UI thread never waits on SQLite.
             documents = {h.chunk_id: index.catalog.document_text(h.chunk_id) for h in hits}
-            self.post_message(SearchDone(seq, query, vector[0], hits, documents, latency_ms))
+            self.post_message(SearchDone(seq, query, vector[0], hits, documents, latency_ms,
+                                         self._index_state(index)))
         except SearchkitError as exc:  # e.g. IndexCorrupt: the catalog cannot be read
             self.post_message(SearchFailed(seq, one_line(exc), exc))
 
     def on_search_done(self, message: SearchDone) -> None:
+        status = self.query_one(StatusBar)
+        if message.index_state is not None:  # even from a dropped answer: it is read once
+            status.vectors, self.root = message.index_state  # before the hits: their paths go by root
         if message.seq != self.seq:
             return
         self.query_text, self.query_vector = message.query, message.vector
         self.documents = message.documents
-        status = self.query_one(StatusBar)
         status.latency_ms = message.latency_ms
         status.state = f"{len(message.hits)} hits" if message.hits else "no hits"
         self.query_one(Notice).message = ""

@@ -62,11 +62,15 @@ class SearchDone(Message):
         hits: list[Hit],
         documents: dict[int, str],
         latency_ms: float,
+        index_state: tuple[int, Path | None] | None = None,
     ) -> None:
         super().__init__()
         self.seq, self.query, self.vector, self.hits = seq, query, vector, hits
         self.documents = documents  # chunk id -> its document's text, read in the worker
         self.latency_ms = latency_ms
+        # (vectors, root) when the index moved on since the last answer (another ingest, a
+        # rebuild swapped in): the status bar and the shown paths follow it.
+        self.index_state = index_state
 
 
 class SearchFailed(Message):
