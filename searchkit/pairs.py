@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -130,11 +131,13 @@ def _named_columns(cells: list[str]) -> dict[str, int]:
     return out
 
 
+# A label as people write numbers: Python's float() also takes "1_0" (as 10) and other
+# scripts' digits, which in a label file are typos, not numbers.
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", re.ASCII)
+
+
 def _is_number(text: str) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
+    return bool(_NUMBER.fullmatch(text)) and math.isfinite(float(text))
 
 
 def parse_pairs(lines: Iterable[tuple[int, str]], source: str, delimiter: str = "\t") -> PairFile:

@@ -52,6 +52,16 @@ def test_header_by_name_in_any_order():
     assert [(p.line, p.sentence1, p.sentence2, p.label) for p in pf.pairs] == [(2, "a", "b", 0.5)]
 
 
+@pytest.mark.parametrize("label", ["1_0", "0_5", "١", "1e", "--1"])
+def test_a_label_must_be_written_as_a_plain_number(label):
+    """Python's float() reads "1_0" as 10 and Arabic-Indic digits as numbers: in a label file
+    those are typos to report, not values to score against."""
+    with pytest.raises(BadInput, match=f"line 2: label '{label}' is not a number"):
+        parse_pairs(lines(f"a\tb\t1\nc\td\t{label}\n"), "f.tsv")
+    pf = parse_pairs(lines("a\tb\t1\nc\td\t-0.5e1\ne\tf\t+.5\ng\th\t3.\n"), "f.tsv")
+    assert [p.label for p in pf.pairs] == [1.0, -5.0, 0.5, 3.0]
+
+
 @pytest.mark.parametrize("text,expected", [
     # 4 columns, no header: id, sentence1, sentence2, label
     ("7\ta\tb\t1\n8\tc\td\t0\n", [("7", "a", "b", 1.0), ("8", "c", "d", 0.0)]),
