@@ -130,8 +130,11 @@ class IndexSettings:
             return f"{value[:12]}…" if isinstance(value, str) and len(value) == 64 else repr(value)
 
         detail = ", ".join(f"{k} {show(getattr(self, k))} vs {show(encoder_settings.get(k))}" for k in diffs)
+        other = encoder_settings.get("model")
+        # the same name with other settings (--dim, --pooling) or weights: say it is those that differ
+        what = f"model {self.model}, not {other}" if other != self.model else f"model {self.model} but other settings"
         raise ModelMismatch(
-            f"{folder}: built with model {self.model}, not {encoder_settings.get('model')} ({detail}); "
+            f"{folder}: built with {what} ({detail}); "
             "use the same model and settings, or rebuild the index with this one (--rebuild; rebuild=True in Python)"
         )
 
