@@ -206,3 +206,14 @@ def fails_with(result, *needles) -> str:
     for needle in needles:
         assert str(needle) in err, (needle, err)
     return err
+
+
+def usage_fails(result, *needles) -> str:
+    """A usage error: exit 2 and exactly one stderr line, `searchkit: error: ...`, holding each needle."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    err = result.stderr.strip()
+    assert result.stderr == err + "\n", result.stderr
+    assert err.startswith("searchkit: error: ") and "Usage:" not in err
+    for needle in needles:
+        assert str(needle) in err, (needle, err)
+    return err
