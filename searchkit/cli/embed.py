@@ -106,6 +106,9 @@ def _with_stdin(texts: tuple[str, ...]) -> list[str]:
         out += [line for _, line in _stdin_lines()] if text == "-" else [text]
     if not out:
         raise BadInput("stdin: no texts (only blank lines)")
+    for n, text in enumerate(out, 1):  # as `search ''` is refused: a vector of nothing answers nothing
+        if not text.strip():
+            raise BadInput("empty text" if len(out) == 1 else f"text {n} is empty")
     return out
 
 

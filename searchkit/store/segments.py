@@ -364,7 +364,8 @@ def _load(path: Path, row: SegmentRow, dim: int, params: dict, check_sha256: boo
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise IndexCorrupt(f"{path}: missing (the catalog lists it as a segment)") from None
+        raise IndexCorrupt(f"{path}: missing (the catalog lists it as a segment); `searchkit verify --repair` "
+                           "re-embeds its chunks from the catalog") from None
     if check_sha256 and row.bytes and size != row.bytes:
         raise IndexCorrupt(f"{path}: {size:,} bytes, written as {row.bytes:,}; {DAMAGED_HINT}")
     big = size >= MMAP_FROM
