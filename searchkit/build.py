@@ -81,7 +81,7 @@ def rebuild(index: Index, paths: Sequence[str | Path], ingest_args: dict,
     `index`'s options (`IndexOptions.for_rebuild`: without a model given, the stored model,
     pooling and layer) and `encoder` if one is loaded, then swapped in. Returns its summary
     and the encoder it used."""
-    with FolderLock(index.folder):  # not a writer's: the catalog may be unreadable
+    with FolderLock(index.folder, "ingest --rebuild"):  # not a writer's: the catalog may be unreadable
         try:
             stored = index.settings
         except SearchkitError:

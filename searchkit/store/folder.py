@@ -11,7 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
-from ..errors import DiskFull, IndexLocked, ReadOnlyIndex
+from ..errors import BadInput, DiskFull, IndexLocked, ReadOnlyIndex
 from .vectors import fsync_dir
 
 CATALOG_FILE = "catalog.db"
@@ -105,16 +105,50 @@ def folder_error(folder: Path, exc: OSError) -> Exception:
     return exc
 
 
-class FolderLock:
-    """One writer per index folder (an advisory lock on a file inside it)."""
+def make_folder(folder: Path) -> None:
+    """Create an index folder and its parents. Where that cannot be done, one line naming the
+    folder and why (a file in the way, a symlink loop, a folder the system makes), not an OSError."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return
+    except FileExistsError:  # something else by that name, or a link that leads nowhere
+        try:
+            os.stat(folder)
+            why = "it exists and is not a folder"
+        except OSError as exc:
+            why = _why_not(folder, exc)
+    except OSError as exc:
+        error = folder_error(folder, exc)  # a full disk, a read-only folder
+        if error is not exc:
+            raise error from None
+        why = _why_not(folder, exc)
+    raise BadInput(f"{folder}: cannot be an index folder ({why})")
 
-    def __init__(self, folder: Path):
+
+def _why_not(folder: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symlink loop"
+    if exc.errno == errno.ENOTDIR:  # name the file that stands where a folder must be
+        blocking = next((p for p in folder.parents if os.path.lexists(p) and not p.is_dir()), None)
+        return f"{blocking} is not a folder" if blocking else "a part of the path is not a folder"
+    if exc.errno == errno.ENOENT and os.path.islink(folder):
+        return "a symlink to nothing"
+    return f"cannot create it: {exc.strerror}"
+
+
+class FolderLock:
+    """One writer per index folder (an advisory lock on a file inside it). `purpose`: the
+    command that writes (`ingest`, `verify --repair`), kept in the file for the message a
+    second writer gets."""
+
+    def __init__(self, folder: Path, purpose: str = "ingest"):
         self.folder = folder
+        self.purpose = purpose
         self.fh = None
 
     def __enter__(self):
+        make_folder(self.folder)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
             self.fh = open(self.folder / LOCK_FILE, "a+")
         except OSError as exc:
             raise folder_error(self.folder, exc) from None
@@ -122,13 +156,15 @@ class FolderLock:
             fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self.fh.seek(0)
-            holder = self.fh.read().strip() or "another process"
+            holder = self.fh.read().strip()
             self.fh.close()
-            raise IndexLocked(f"{self.folder}: another ingest ({holder}) is writing to this index; try again when it ends") from None
+            if not holder or holder.startswith("pid "):  # written by a searchkit from before purposes
+                holder = f"another process ({holder})" if holder else "another process"
+            raise IndexLocked(f"{self.folder}: {holder} is writing to this index; try again when it ends") from None
         try:  # who holds it, for the message above (a full disk must not keep the lock)
             self.fh.seek(0)
             self.fh.truncate()
-            self.fh.write(f"pid {os.getpid()}")
+            self.fh.write(f"searchkit {self.purpose} (pid {os.getpid()})")
             self.fh.flush()
         except OSError as exc:
             self.__exit__()
