@@ -1,12 +1,15 @@
 """One writer at a time; readers in other processes keep working during an ingest and see
 its last committed generation, never a half of one."""
 
+import fcntl
 import json
+import os
 import time
 
 import pytest
 from click.testing import CliRunner
 from index_helpers import (
+    fails_with,
     finish,
     generation,
     ingest_args,
@@ -19,6 +22,7 @@ from index_helpers import (
 
 import searchkit
 from searchkit.cli import main
+from searchkit.store.folder import FolderLock
 from searchkit.store.vectors import FaissVectors
 
 
@@ -43,8 +47,30 @@ def test_second_writer_is_refused_at_once(tmp_path, corpus, small_bert):
     assert result.exit_code == 1
     err = result.stderr.strip()
     assert err.splitlines() == [err] and err.startswith("searchkit: error: ")
-    assert f"another ingest (pid {proc.pid}) is writing to this index" in err
+    assert f"searchkit ingest (pid {proc.pid}) is writing to this index" in err
     assert took < 5  # refused before loading any model
+
+
+@pytest.mark.parametrize("purpose", ["verify --repair", "optimize", "ingest --rebuild"])
+def test_a_refused_writer_is_told_what_holds_the_lock(tmp_path, corpus, small_bert, purpose):
+    index = tmp_path / "index"
+    assert CliRunner().invoke(main, ingest_args(corpus / "pass.txt", index, small_bert)).exit_code == 0
+    with FolderLock(index, purpose):  # a second open file: flock refuses it even in this process
+        for args in (ingest_args(corpus, index, small_bert), ["optimize", "--index", str(index)]):
+            fails_with(CliRunner().invoke(main, args),
+                       f"searchkit {purpose} (pid {os.getpid()}) is writing to this index", "try again")
+
+
+def test_the_lock_file_names_the_command(tmp_path, corpus, small_bert):
+    index = tmp_path / "index"
+    assert CliRunner().invoke(main, ingest_args(corpus / "pass.txt", index, small_bert)).exit_code == 0
+    searchkit.open_index(index).optimize()
+    assert (index / "write.lock").read_text() == f"searchkit optimize (pid {os.getpid()})"
+    (index / "write.lock").write_text("pid 12")  # left by an older searchkit, and held
+    with open(index / "write.lock") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        fails_with(CliRunner().invoke(main, ["optimize", "--index", str(index)]),
+                   "another process (pid 12) is writing to this index")
 
 
 def test_searches_during_an_ingest_see_committed_states(tmp_path, corpus, small_bert):
