@@ -33,6 +33,7 @@ from pathlib import Path
 from searchkit.errors import BadInput, SkipFile
 from searchkit.filetypes import suffix_of, type_of
 from searchkit.selection import Rules, Selection
+from searchkit.text_stream import decode_bytes
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -51,9 +52,6 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BYTES = 10 * 2**20
-
-# A NUL byte in this much of the head of a file marks it as binary.
-BINARY_PROBE_BYTES = 8192
 
 
 @dataclass(frozen=True)
@@ -94,9 +92,11 @@ def walk(
     .gitignore (build/)", ...), such a folder too, once, without being entered.
     Symlinks are followed; a link back to a folder being walked is reported once as
     "symlink loop", and a file or folder reached a second time by another route is reported
-    as a duplicate. Yielded paths are absolute and resolved, the same as `Document.path`
-    (a broken or looping link is yielded as the link itself, and so is a left-out entry:
-    its folder resolved, the entry itself not followed). A file or folder whose name
+    as a duplicate, at the path it was found at. Yielded paths are absolute and resolved,
+    the same as `Document.path`, when they lie inside the given paths; an entry reached
+    through a link to outside them is yielded at the path it was found at (the link's). A
+    broken or looping link is yielded as the link itself, and so is a left-out entry: its
+    folder resolved, the entry itself not followed. A file or folder whose name
     is not valid UTF-8 is skipped with that reason (the catalog and every output are UTF-8).
     Raises `BadInput` at call time, before anything is yielded, when a given path does not
     exist.
@@ -111,7 +111,7 @@ def walk_found(
     paths: Sequence[str | os.PathLike], max_bytes: int = DEFAULT_MAX_BYTES, selection: Selection | None = None
 ) -> Iterator[tuple[Path, str | None, Path]]:
     """`walk`, with a third item: the absolute path the walk met each entry at, before
-    symlinks were resolved (`link.md` for a link to `/elsewhere/target.md`).
+    symlinks were resolved (`link.md` for a link to `notes/target.md`).
 
         >>> [(p.name, via.name) for p, _, via in walk_found(["notes/"])]
         [('target.md', 'link.md')]
@@ -131,11 +131,12 @@ def walk_found(
 
 
 def _walk_roots(roots: list[Path], max_bytes: int, selection: Selection) -> Iterator[tuple[Path, str | None, Path]]:
-    seen_files: dict[tuple[int, int], Path] = {}  # (st_dev, st_ino) -> first path yielded
+    seen_files: dict[tuple[int, int], Path] = {}  # (st_dev, st_ino) -> the path the first route found it at
     seen_dirs: dict[tuple[int, int], Path] = {}  # every folder entered so far
+    homes = tuple(os.path.realpath(root) for root in roots)  # what counts as inside the given paths
     for root in roots:
         rules = Rules.for_root(selection, root) if os.path.isdir(root) else None
-        yield from _walk_one(root, root, (), seen_files, seen_dirs, max_bytes, rules, "")
+        yield from _walk_one(root, root, (), seen_files, seen_dirs, max_bytes, rules, "", homes)
 
 
 def _walk_one(
@@ -147,6 +148,7 @@ def _walk_one(
     max_bytes: int,
     rules: Rules | None,
     rel: str,  # the entry's path below the given path, "/"-separated ("" for the given path)
+    homes: tuple[str, ...],  # the given paths, resolved
 ) -> Iterator[tuple[Path, str | None, Path]]:
     if not is_utf8(os.fspath(path)):
         yield path, "name is not valid UTF-8 (rename it to index it)", via
@@ -163,9 +165,9 @@ def _walk_one(
             yield path, "symlink loop", via
             return
         if ident in seen_dirs:
-            yield path, f"duplicate of {seen_dirs[ident]}", via
+            yield via, f"duplicate of {seen_dirs[ident]}", via
             return
-        seen_dirs[ident] = path = Path(os.path.realpath(path))
+        seen_dirs[ident] = path = _where(path, via, homes)
         try:
             with os.scandir(path) as it:
                 entries = sorted(((e.name, _is_dir(e)) for e in it))
@@ -186,18 +188,28 @@ def _walk_one(
                 yield path / name, reason, via / name
                 continue
             yield from _walk_one(
-                path / name, via / name, ancestors + (ident,), seen_files, seen_dirs, max_bytes, rules, child_rel
+                path / name, via / name, ancestors + (ident,), seen_files, seen_dirs, max_bytes, rules, child_rel,
+                homes,
             )
         return
 
-    path = Path(os.path.realpath(path))
+    path = _where(path, via, homes)
     reason = _file_reason(path, st, max_bytes)
     if reason is None:
-        if ident in seen_files:
-            reason = f"duplicate of {seen_files[ident]}"
-        else:
-            seen_files[ident] = path
+        if ident in seen_files:  # named at its own route, not the target both routes share
+            yield via, f"duplicate of {seen_files[ident]}", via
+            return
+        seen_files[ident] = via
     yield path, reason, via
+
+
+def _where(path: Path, via: Path, homes: tuple[str, ...]) -> Path:
+    """The path to give an entry: resolved when it lies inside the given paths (so two routes
+    to one file name it alike), else where the walk found it. A link out of the folder is
+    indexed at the link: its target's path would match no `path:` filter on the folder."""
+    real = os.path.realpath(path)
+    inside = any(real == home or real.startswith(home.rstrip(os.sep) + os.sep) for home in homes)
+    return Path(real) if inside else via
 
 
 def _is_dir(entry: os.DirEntry) -> bool:
@@ -260,14 +272,8 @@ def _suffix_reason(path: Path) -> str | None:
 
 
 def _size_reason(size: int, limit: int) -> str:
-    return f"over size limit ({_human_size(size)} > {_human_size(limit)})"
-
-
-def _human_size(n: int) -> str:
-    for unit, scale in (("MB", 2**20), ("KB", 2**10)):
-        if n >= scale:
-            return f"{n / scale:.1f}".removesuffix(".0") + f" {unit}"
-    return f"{n} B"
+    # Exact bytes: rounded, a file one byte over read "50 MB > 50 MB".
+    return f"over size limit ({size:,} bytes > {limit:,})"
 
 
 def _check_max_bytes(max_bytes: int) -> None:
@@ -339,20 +345,13 @@ def read_file(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> Re
 
 
 def decode(data: bytes, path: str | os.PathLike = "<bytes>") -> str:
-    """UTF-8 bytes (BOM tolerated) to text with "\\n" line endings; `SkipFile` otherwise.
+    """A file's bytes to text with "\\n" line endings; `SkipFile` otherwise. UTF-8 (a BOM
+    tolerated), or UTF-16/UTF-32 told by their byte order mark (text_stream.py).
 
         >>> decode(b"\\xef\\xbb\\xbfcaf\\xc3\\xa9\\r\\n")
         'café\\n'
     """
-    if not data:
-        raise SkipFile(path, "empty")
-    if b"\x00" in data[:BINARY_PROBE_BYTES]:
-        raise SkipFile(path, "binary")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise SkipFile(path, "invalid UTF-8") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    return decode_bytes(data, path)
 
 
 # ---------------------------------------------------------------------------- Markdown, rst

@@ -118,6 +118,43 @@ def test_rerun_embeds_only_new_and_changed_and_drops_deleted(built, small_bert, 
     verify_ok(index)
 
 
+def test_a_link_out_of_the_folder_is_indexed_where_it_was_found(tmp_path, small_bert, encoded):
+    """A link to a file outside the folder was indexed under its target's path, out of reach
+    of `--where path:links/*`; a link to a file inside was reported as its target's duplicate
+    of itself. Both now go by the link's path, and re-runs follow the link."""
+    outside = write_corpus(tmp_path / "outside", ["lambda"])
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus / "docs", ["pass", "while"])
+    (corpus / "links").mkdir()
+    (corpus / "links" / "out.txt").symlink_to(outside / "lambda.txt")
+    (corpus / "links" / "in.txt").symlink_to(corpus / "docs" / "pass.txt")  # docs/ comes first
+    index = tmp_path / "index"
+    first = ingest(*ingest_args(corpus, index, small_bert))
+    link, real = corpus.resolve() / "links", corpus.resolve() / "docs"
+    assert first["files_added"] == 3
+    assert [(s["path"], s["reason"]) for s in first["skipped"]] == [
+        (str(link / "in.txt"), f"duplicate of {real / 'pass.txt'}")]
+    paths = sorted(p for (p,) in query(index, "SELECT path FROM files"))
+    assert paths == [str(real / "pass.txt"), str(real / "while.txt"), str(link / "out.txt")]
+    result = CliRunner().invoke(main, ["search", "anonymous function", "--index", str(index), "--where",
+                                       "path:links/*", "--json"])
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.stdout)
+    assert hits and {h["path"] for h in hits} == {str(link / "out.txt")} and "lambda" in hits[0]["text"]
+
+    encoded.clear()
+    again = ingest(*ingest_args(corpus, index, small_bert))
+    assert (again["files_added"], again["files_updated"], again["files_removed"]) == (0, 0, 0) and encoded == []
+    (outside / "lambda.txt").write_text("lambda\n\nA lambda makes a small anonymous function.", encoding="utf-8")
+    changed = ingest(*ingest_args(corpus, index, small_bert))  # the target changed: so did the link
+    assert changed["files_updated"] == 1 and any("small anonymous" in t for t in encoded)
+    (corpus / "links" / "out.txt").unlink()
+    gone = ingest(*ingest_args(corpus, index, small_bert))
+    assert gone["files_removed"] == 1 and not [c for c in chunks_of(index) if c[0].endswith("out.txt")]
+    assert (outside / "lambda.txt").exists()
+    verify_ok(index)
+
+
 def test_index_records_its_model(built, small_bert):
     _, index = built
     info = json.loads(CliRunner().invoke(main, ["info", "--index", str(index), "--json"]).stdout)

@@ -214,11 +214,16 @@ def test_nul_after_the_probe_is_not_binary_but_still_read(tmp_path):
 
 def test_over_size_limit(tmp_path):
     path = write(tmp_path / "big.txt", b"x" * 2048)
-    assert skip_reason(path, max_bytes=1024) == "over size limit (2 KB > 1 KB)"
-    assert walked(path, max_bytes=1024) == [("big.txt", "over size limit (2 KB > 1 KB)")]
+    assert skip_reason(path, max_bytes=1024) == "over size limit (2,048 bytes > 1,024)"
+    assert walked(path, max_bytes=1024) == [("big.txt", "over size limit (2,048 bytes > 1,024)")]
     assert only_document(path, max_bytes=2048).text == "x" * 2048
     big = write(tmp_path / "bigger.txt", b"x" * (12 * 2**20 + 300 * 2**10))
-    assert skip_reason(big) == "over size limit (12.3 MB > 10 MB)"
+    assert skip_reason(big) == "over size limit (12,890,112 bytes > 10,485,760)"
+    # One byte over: rounded, both sides read "50 MB" (sparse: nothing written on disk).
+    with open(tmp_path / "limit.txt", "wb") as fh:
+        fh.truncate(50 * 2**20 + 1)
+    assert walked(tmp_path / "limit.txt", max_bytes=50 * 2**20) == [
+        ("limit.txt", "over size limit (52,428,801 bytes > 52,428,800)")]
 
 
 def test_skip_file_message_and_pickling(tmp_path):
@@ -289,10 +294,27 @@ def test_symlinked_folder_and_file_are_followed(tmp_path):
     os.symlink(outside / "x.md", root / "z_link.md")
     results = list(walk([root]))
     assert [(str(p.relative_to(tmp_path)), r) for p, r in results] == [
-        ("outside/x.md", None),  # through root/linked, yielded resolved
+        ("root/linked/x.md", None),  # outside the folder: yielded where it was found, not resolved
         ("root/own.txt", None),
-        ("outside/x.md", f"duplicate of {(outside / 'x.md').resolve()}"),  # root/z_link.md
+        ("root/z_link.md", f"duplicate of {root / 'linked' / 'x.md'}"),  # named at its own route
     ]
+
+
+def test_a_link_inside_the_folder_is_a_duplicate_named_where_it_was_found(tmp_path):
+    """The skip entry named the real file as a duplicate of itself; the link never appeared."""
+    root = tmp_path / "root"
+    guide = write(root / "docs" / "guide.md", "# Guide")
+    (root / "links").mkdir()
+    os.symlink(guide, root / "links" / "guide_link.md")
+    os.symlink(guide, root / "a_link.md")  # before docs/ in walk order: this route wins
+    found = [(str(p.relative_to(root)), r, str(via.relative_to(root))) for p, r, via in readers.walk_found([root])]
+    assert found == [
+        ("docs/guide.md", None, "a_link.md"),  # inside the folder: resolved, as the direct route names it
+        ("docs/guide.md", f"duplicate of {root / 'a_link.md'}", "docs/guide.md"),
+        ("links/guide_link.md", f"duplicate of {root / 'a_link.md'}", "links/guide_link.md"),
+    ]
+    (root / "a_link.md").unlink()
+    assert walked(root)[:2] == [("guide.md", None), ("guide_link.md", f"duplicate of {guide}")]
 
 
 def test_not_a_regular_file(tmp_path):
@@ -384,7 +406,7 @@ def test_walk_paths_are_absolute_and_given_order_kept(tmp_path, monkeypatch):
 def test_walk_then_read_everything(tmp_path):
     write(tmp_path / "a.md", "# A\n\ntext")
     write(tmp_path / "b.jsonl", '{"text": "one"}\n{"text": "two"}\n')
-    write(tmp_path / "c.txt", b"\xff\xfe")
+    write(tmp_path / "c.txt", b"\xc3\x28")  # (b"\xff\xfe" was this once: a UTF-16 mark now)
     docs, skipped = [], []
     for path, reason in walk([tmp_path]):
         assert reason is None
