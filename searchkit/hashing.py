@@ -21,3 +21,9 @@ def sha256_files(paths: Iterable[str | os.PathLike]) -> str:
 def sha256_file(path: str | os.PathLike) -> str:
     """The SHA-256 hex digest of one file."""
     return sha256_files([path])
+
+
+def chunk_hash(text: str) -> str:
+    """The digest that names a chunk's text: two chunks with the same one embed alike, so
+    an ingest takes the vector it already has instead of embedding the text again."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()

@@ -9,6 +9,7 @@ opening always finds the segments the catalog names whole.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -24,16 +25,26 @@ from .errors import BadInput, IndexCorrupt, IndexNotFound, bad_value
 from .filters import compile_where
 from .hits import MAX_K, Hit, check_k, check_scores, ranked, to_hits
 from .index_writer import IndexWriter
-from .ingest import MAX_FILE_BYTES, IngestSummary, Limits, check_paths, local_pipeline, run
+from .ingest import (
+    MAX_FILE_BYTES,
+    STREAM_BYTES,
+    IngestSummary,
+    Limits,
+    check_paths,
+    local_pipeline,
+    run,
+)
+from .ingest_stream import StreamStages
 from .ray_ingest import RayOptions, import_ray
 from .ray_ingest import connected as ray_connected
 from .ray_ingest import pipeline as ray_pipeline
+from .readers import printable
 from .retrieval import check_mode, check_queries, fts_query, hybrid_depth, rrf
 from .selection import Selection
 from .settings import CHUNKINGS, IndexOptions, IndexSettings
 from .store.catalog import Catalog
 from .store.commit import segment_rows
-from .store.folder import CATALOG_FILE, folder_error, is_index_file, remove_folder
+from .store.folder import CATALOG_FILE, folder_error, is_index_file, make_folder, remove_folder
 from .store.segments import Segments
 from .store.vectors import INDEX_TYPES, check_params
 
@@ -79,9 +90,18 @@ class Index:
     def catalog(self) -> Catalog:
         if self._catalog is None:
             if not self.exists:
-                raise IndexNotFound(f"{self.folder}: no index here (run `searchkit ingest PATH --index {self.folder}`)")
+                raise self._not_found()
             self._catalog = Catalog(self.folder / CATALOG_FILE)
         return self._catalog
+
+    def must_exist(self) -> Index:
+        """Raise `IndexNotFound` unless an index is here (`tui` asks before its UI starts)."""
+        if not self.exists:
+            raise self._not_found()
+        return self
+
+    def _not_found(self) -> IndexNotFound:
+        return IndexNotFound(f"{self.folder}: no index here (run `searchkit ingest PATH --index {self.folder}`)")
 
     def _follow_swap(self) -> None:
         """Reopen once another process's `--rebuild` has swapped a new index into the folder:
@@ -266,15 +286,20 @@ class Index:
     # -- writing ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def writer(self, *, new: IndexSettings | None = None, repair: bool = False) -> Iterator[IndexWriter]:
+    def writer(self, *, new: IndexSettings | None = None, repair: bool = False,
+               purpose: str = "ingest") -> Iterator[IndexWriter]:
         """The folder's writer (index_writer.py), holding its write lock while open. `new`:
         create the index with these settings if it does not exist. `repair`: read every
-        segment anew and leave out the unreadable ones (`verify --repair`). What the writer
-        committed is what this Index searches afterwards.
+        segment anew and leave out the unreadable ones (`verify --repair`). `purpose`: the
+        command a second writer is told holds the lock. What the writer committed is what
+        this Index searches afterwards.
 
         >>> with index.writer() as writer:
         ...     writer.remove_files([3]); writer.commit()
         """
+        if new is None and not self.exists:
+            raise self._not_found()  # only an ingest makes an index folder (optimize made one)
+
         def load(broken: list | None) -> Segments:
             return self.load_vectors(previous=None if repair else self._vectors, broken=broken)
 
@@ -282,7 +307,7 @@ class Index:
             return self.catalog
 
         with IndexWriter(self.folder, catalog, load, new=new, staging=staging_folder(self.folder),
-                         keep_broken=repair) as writer:
+                         keep_broken=repair, purpose="verify --repair" if repair else purpose) as writer:
             try:
                 yield writer
             finally:
@@ -298,7 +323,7 @@ class Index:
         >>> index.optimize()["segments"]
         1
         """
-        with self.writer() as writer:
+        with self.writer(purpose="optimize") as writer:
             return writer.optimize()
 
     # -- ingesting ---------------------------------------------------------------------------
@@ -314,6 +339,7 @@ class Index:
         commit_chunks: int = 20000,
         embed_chunks: int = 512,
         max_file_bytes: int = MAX_FILE_BYTES,
+        stream_bytes: int = STREAM_BYTES,
         engine: str = "local",
         ray_address: str = "local",
         workers: int | None = None,
@@ -332,6 +358,13 @@ class Index:
         A generation is committed (a new segment file, then one SQLite transaction) at least
         every `commit_chunks` chunks or `commit_seconds` seconds, and at the end; a crash
         loses at most the work since the last commit.
+
+        Text files over `stream_bytes` are read, chunked and embedded in parts, in memory
+        that does not grow with the file, after the other files; each batch of their
+        chunks is kept in the catalog as soon as it is embedded, and the whole file
+        becomes searchable in one commit. A run stopped part-way resumes: chunks whose text
+        the index already holds for that path take the vector it has (`chunks_reused`),
+        which also makes an edit to a big file re-embed only the chunks around it.
 
         `engine="ray"` reads, chunks and embeds on Ray Data (ray_ingest.py): a local cluster
         for `ray_address="local"`, else the cluster there ("auto", "ray://host:10001"), with
@@ -353,6 +386,8 @@ class Index:
         paths = list(paths)
         if not paths and not prune:
             raise BadInput("nothing to ingest: give at least one file or folder")
+        for path in paths:
+            refuse_loop(path)
         check_paths(paths, lambda: self.catalog.files() if self.exists else {})  # before any write
         selection = Selection(include=include, exclude=exclude, ignore_files=ignore_files, hidden=hidden)
         if engine not in ("local", "ray"):
@@ -362,12 +397,14 @@ class Index:
             import_ray()  # installed? (one line saying how, before anything is written)
         new_folder = not os.path.lexists(self.folder)
         # embed_chunks ≤ commit_chunks: commits happen between embedded batches
-        limits = Limits(commit_chunks, commit_seconds, max(1, min(embed_chunks, commit_chunks)), max_file_bytes)
+        limits = Limits(commit_chunks, commit_seconds, max(1, min(embed_chunks, commit_chunks)), max_file_bytes,
+                        stream_bytes)
         try:
+            make_folder(self.folder)  # one line for a folder that cannot be, before the model loads
             if rebuild and self.exists:
                 return self._rebuild(paths, progress=progress, prune=prune, commit_seconds=commit_seconds,
                                      commit_chunks=commit_chunks, embed_chunks=embed_chunks,
-                                     max_file_bytes=max_file_bytes, engine=engine, ray_address=ray_address,
+                                     max_file_bytes=max_file_bytes, stream_bytes=stream_bytes, engine=engine, ray_address=ray_address,
                                      workers=workers, gpus_per_worker=gpus_per_worker, include=include,
                                      exclude=exclude, ignore_files=ignore_files, hidden=hidden)
             return self._ingest(paths, progress, prune, limits, on_ray, selection)
@@ -393,8 +430,13 @@ class Index:
                 ray = stack.enter_context(ray_connected(on_ray))
                 stages = ray_pipeline(ray, on_ray, encoder, limits.max_file_bytes)
             writer = stack.enter_context(self.writer(new=new))
+            settings = writer.settings()
+            # Big text files stream here, on the Ray path too: it reads files whole.
+            stream = StreamStages(encoder.tokenizer, encoder.encode_documents, settings.chunk_tokens,
+                                  settings.chunk_overlap, limits.embed_chunks,
+                                  limits.max_file_bytes) if settings.chunk_tokens else None
             return run(writer, paths, stages, limits, prune=prune, ignore=self._is_own_file, progress=progress,
-                       selection=selection)
+                       selection=selection, stream=stream)
 
     def _new_settings(self, encoder: Encoder) -> IndexSettings:
         choice = self.options.index_type or "auto"
@@ -431,6 +473,16 @@ class Index:
         if self._catalog is not None:
             self._catalog.close()
             self._catalog = None
+
+
+def refuse_loop(path: str | Path) -> None:
+    """A path to ingest that is a symlink loop, refused in one line (one met inside a folder
+    is skipped with that reason instead)."""
+    try:
+        os.stat(Path(path).expanduser())
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise BadInput(f"{printable(path)}: symlink loop") from None
 
 
 def open_index(folder: str | Path = "index", **kwargs) -> Index:

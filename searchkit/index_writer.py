@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,9 +27,13 @@ from .build import create_catalog
 from .ingest import PreparedFile
 from .settings import IndexSettings
 from .store.catalog import Catalog
-from .store.commit import commit, segment_rows
+from .store.commit import commit, crash_point, segment_rows
 from .store.folder import CATALOG_FILE, FolderLock, remove_folder, stale_files
 from .store.segments import Segments, plan_merges
+from .store.staging import Staging
+
+if TYPE_CHECKING:
+    from .ingest_stream import StagedFile
 
 # load(broken) -> the committed segments (Index.load_vectors, which knows the parameters);
 # given a list, segments that cannot be read are left out and listed there (repair)
@@ -59,19 +64,21 @@ class IndexWriter:
     """
 
     def __init__(self, folder: Path, catalog: Callable[[], Catalog], load: LoadFn, *,
-                 new: IndexSettings | None = None, staging: Path | None = None, keep_broken: bool = False):
+                 new: IndexSettings | None = None, staging: Path | None = None, keep_broken: bool = False,
+                 purpose: str = "ingest"):
         self.folder, self._open_catalog, self._load, self._new = folder, catalog, load, new
         self._staging = staging
         self.broken: list | None = [] if keep_broken else None
-        self._lock = FolderLock(folder)
+        self._lock = FolderLock(folder, purpose)  # named to a second writer: "searchkit optimize (pid N)"
         self.catalog: Catalog | None = None
         self.vectors: Segments | None = None
         self.next_id = self._stored_next_id = 1
-        self._files: list[tuple[PreparedFile, np.ndarray]] = []
+        self._files: list[tuple[PreparedFile | StagedFile, np.ndarray]] = []
         self._removed_files: list[int] = []
         self._dropped_segments: list[int] = []
         self.started = time.time()
         self.bytes_written = 0  # segment files written by this writer, merges included
+        self.stages = 0  # staging transactions (ingest_stream.py)
 
     # -- the lock -----------------------------------------------------------------------------
 
@@ -81,6 +88,7 @@ class IndexWriter:
             if self._new is not None and not (self.folder / CATALOG_FILE).is_file():
                 create_catalog(self.folder, self._new)
             self.catalog = self._open_catalog()
+            self.staging = Staging(self.catalog)
             self.sweep()
             self.vectors = self._load(self.broken)
             self.next_id = self._stored_next_id = self.settings().next_chunk_id
@@ -139,6 +147,30 @@ class IndexWriter:
             if f.state.old_id is not None:
                 self._removed_files.append(f.state.old_id)
 
+    @property
+    def dim(self) -> int:
+        return self.vectors.dim
+
+    def stage(self, write: Callable[[], object]):
+        """Run `write` (changes to the staging tables, store/staging.py) as a transaction of
+        its own: durable at once, and invisible to searches."""
+        with self.catalog.write():
+            done = write()
+        self.stages += 1
+        crash_point("after-stage", self.stages)  # the crash tests' kill -9 in mid-file
+        return done
+
+    def add_staged(self, staged: StagedFile) -> None:
+        """Take a file staged whole (ingest_stream.py) into the next commit: its vectors
+        come out of the staging tables in batches, under new chunk ids."""
+        ids = self.allocate(staged.chunk_count)
+        first = int(ids[0]) if len(ids) else self.next_id
+        for seqs, vectors in self.staging.vectors(staged.attempt):
+            self.vectors.add(first + seqs, vectors)
+        self._files.append((staged, ids))
+        if staged.state.old_id is not None:
+            self._removed_files.append(staged.state.old_id)
+
     def add_vectors(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         """Vectors for chunks the catalog already holds (`verify --repair`)."""
         self.vectors.add(np.asarray(ids, dtype=np.int64), vectors)
@@ -179,6 +211,9 @@ class IndexWriter:
             for f, ids in files:
                 row = {"path": str(f.state.path), "sha256": f.state.sha256, "size": f.state.size,
                        "mtime": f.state.mtime, "reader": f.reader, "found_as": f.state.found_as or str(f.state.path)}
+                if not isinstance(f, PreparedFile):  # staged in parts: moved over inside SQLite
+                    self.staging.publish(f.attempt, row, int(ids[0]))
+                    continue
                 it = iter(ids.tolist())
                 catalog.add_file(row, [(d, [{**c, "id": next(it)} for c in chunks])
                                        for d, chunks in zip(f.documents, f.chunks)])

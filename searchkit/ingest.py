@@ -7,6 +7,7 @@ run in-process today (`run`) and as batch stages of a distributed runner unchang
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -19,7 +20,8 @@ import numpy as np
 from .chunking import Chunk, chunk_texts, whole_chunks
 from .errors import BadInput
 from .filetypes import suffix_of, type_of
-from .hashing import sha256_file
+from .hashing import chunk_hash, sha256_file
+from .ingest_stream import StreamStages, stream_file, streams
 from .positions import locate
 from .readers import Document, SkipFile, printable, read_file, walk_found
 from .selection import SELECTION_REASONS, Selection
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 # Skip reasons that say what a file's content now is: a file that had chunks and is now
 # one of these has changed, so its old chunks go. The other reasons (permission denied,
 # unreadable, a duplicate route to it) say nothing of its content: its chunks stay.
-CONTENT_REASONS = ("empty", "binary", "invalid UTF-8", "over size limit", "no text", "not a regular file",
+CONTENT_REASONS = ("empty", "binary", "invalid UTF", "over size limit", "no text", "not a regular file",
                    "encrypted PDF", "broken PDF")
 
 
@@ -41,6 +43,8 @@ def content_reason(reason: str) -> bool:
     return reason.startswith(CONTENT_REASONS + SELECTION_REASONS)
 
 MAX_FILE_BYTES = 50 * 2**20
+# Text files bigger than this are read, chunked and embedded in parts (ingest_stream.py).
+STREAM_BYTES = 2**20
 
 
 @dataclass
@@ -198,7 +202,7 @@ def prepare(
         chunked = (whole_chunks([d.text for d in result.documents]) if max_tokens is None
                    else _chunk_documents(result.documents, tokenizer, max_tokens, overlap, line_oriented))
         chunks = [
-            [{"ordinal": c.ordinal, "start": c.start, "end": c.end, "text": c.text, **where}
+            [{"ordinal": c.ordinal, "start": c.start, "end": c.end, "text": c.text, **where, "hash": chunk_hash(c.text)}
              for c, where in zip(doc_chunks, locate(doc, [(c.start, c.end) for c in doc_chunks]))]
             for doc, doc_chunks in zip(result.documents, chunked)
         ]
@@ -239,8 +243,11 @@ class IngestSummary:
     files_removed: int = 0
     files_skipped: int = 0
     files_unchanged: int = 0
+    files_streamed: int = 0  # big files read, chunked and embedded in parts (ingest_stream.py)
     chunks_added: int = 0
     chunks_removed: int = 0
+    chunks_embedded: int = 0  # of the chunks added, those embedded by this run
+    chunks_reused: int = 0  # ... and those whose text the index held a vector for
     merges: int = 0  # segment merges after its commits (store/segments.py)
     seconds: float = 0.0
     skipped: list[dict] = field(default_factory=list)  # {path, reason}
@@ -265,12 +272,15 @@ class IngestSummary:
 @dataclass(frozen=True)
 class Limits:
     """When an ingest embeds and commits: a batch is embedded once it holds `embed_chunks`
-    chunks; a commit happens once `commit_chunks` are pending or `commit_seconds` passed."""
+    chunks; a commit happens once `commit_chunks` are pending or `commit_seconds` passed.
+    Text files over `stream_bytes` are ingested in parts (ingest_stream.py), each one
+    staged durably and made visible by a commit of its own."""
 
     commit_chunks: int = 20000
     commit_seconds: float = 60.0
     embed_chunks: int = 512
     max_file_bytes: int = MAX_FILE_BYTES
+    stream_bytes: int = STREAM_BYTES
 
 
 @dataclass
@@ -330,11 +340,13 @@ def local_pipeline(tokenizer, encode: Callable[[list[str]], np.ndarray], limits:
 def run(writer: IndexWriter, paths: Sequence[str | Path], pipeline: Pipeline, limits: Limits, prune: bool = False,
         ignore: Callable[[Path], bool] | None = None,
         progress: Callable[[int, int, int], None] | None = None,
-        selection: Selection | None = None) -> IngestSummary:
+        selection: Selection | None = None, stream: StreamStages | None = None) -> IngestSummary:
     """Bring the index `writer` holds in step with the files under `paths`: scan, then the
     new and changed files through `pipeline` (prepare, embed) into the writer, committing
     as `limits` say and at the end, so a crash loses at most the work since the last
-    commit. `ignore`, `prune` and `selection`: see `scan`. `progress(bytes_done, bytes_total, chunks_done)`."""
+    commit. Text files over `limits.stream_bytes` go after the others, one at a time,
+    through `stream` (ingest_stream.py) when it is given. `ignore`, `prune` and
+    `selection`: see `scan`. `progress(bytes_done, bytes_total, chunks_done)`."""
     started = time.time()
     catalog, settings = writer.catalog, writer.settings()
     found = scan(paths, catalog.files(), max_bytes=limits.max_file_bytes, ignore=ignore, prune=prune,
@@ -347,19 +359,31 @@ def run(writer: IndexWriter, paths: Sequence[str | Path], pipeline: Pipeline, li
     writer.remove_files([row["id"] for row in found.removed])
     summary.files_removed += len(found.removed)
     todo = found.new + found.changed
+    big = [s for s in todo if stream is not None and settings.chunk_tokens is not None
+           and streams(s.path, s.size, limits.stream_bytes)]
+    small = [s for s in todo if s not in big]  # first: never held back behind a big file
+    _drop_stale_staging(writer, paths, {str(s.path) for s in big})
     total = sum(s.size for s in todo)
     if progress:  # the total at once: the first batch may take seconds to embed
         progress(0, total, 0)
-    for batch, vectors in pipeline(todo, settings):
+    done_bytes = 0
+    for batch, vectors in pipeline(small, settings):
         summary.skip(batch.skipped)
         writer.remove_files(batch.emptied)
         summary.files_removed += len(batch.emptied)
         if batch.files:
             writer.add_files(batch.files, vectors)
+            summary.chunks_embedded += sum(f.chunk_count for f in batch.files)
+        done_bytes = batch.bytes_done
         if progress:
-            progress(batch.bytes_done, total, summary.chunks_added + writer.pending_chunks)
+            progress(done_bytes, total, summary.chunks_added + writer.pending_chunks)
         if writer.pending_chunks >= limits.commit_chunks or writer.age > limits.commit_seconds:
             summary.count(writer.commit())
+    done_bytes = sum(s.size for s in small)
+    for state in big:
+        summary.count(writer.commit())  # what came before is searchable while this file embeds
+        _stream_one(writer, state, stream, summary, progress, done_bytes, total)
+        done_bytes += state.size
     summary.count(writer.commit())
     if progress:
         progress(total, total, summary.chunks_added)
@@ -368,3 +392,40 @@ def run(writer: IndexWriter, paths: Sequence[str | Path], pipeline: Pipeline, li
     with catalog.write():
         catalog.add_run(started, summary.to_dict())
     return summary
+
+
+def _stream_one(writer: IndexWriter, state: FileState, stream: StreamStages, summary: IngestSummary,
+                progress: Callable[[int, int, int], None] | None, done_bytes: int, total: int) -> None:
+    """One big file staged in parts, then committed whole (or skipped, as `prepare` would)."""
+    base = summary.chunks_added
+
+    def moved(bytes_read: int, chunks_done: int) -> None:
+        if progress:
+            progress(done_bytes + min(bytes_read, state.size), total, base + chunks_done)
+
+    try:
+        staged = stream_file(writer, state, dataclasses.replace(stream, progress=moved))
+    except SkipFile as exc:
+        summary.skip([(str(state.path), exc.reason)])
+        if state.old_id is not None and content_reason(exc.reason):
+            writer.remove_files([state.old_id])
+            summary.files_removed += 1
+        return
+    except OSError as exc:
+        summary.skip([(str(state.path), exc.strerror or "unreadable")])
+        return
+    writer.add_staged(staged)
+    summary.files_streamed += 1
+    summary.chunks_embedded += staged.embedded
+    summary.chunks_reused += staged.reused
+    summary.count(writer.commit())
+
+
+def _drop_stale_staging(writer: IndexWriter, paths: Sequence[str | Path], streaming: set[str]) -> None:
+    """Forget what stopped ingests staged for files this run will not stream: gone from
+    disk, or under its paths and not (or no longer) to be ingested in parts."""
+    roots = [Path(os.path.abspath(Path(p).expanduser())) for p in paths]
+    stale = [path for path in writer.staging.paths()
+             if path not in streaming and (not os.path.isfile(path) or under(path, roots))]
+    for path in stale:
+        writer.stage(lambda p=path: writer.staging.drop(p))

@@ -21,6 +21,7 @@ from index_helpers import (
     invoke,
     search_ok,
     segment_files,
+    usage_fails,
     vectors_of,
     verify_ok,
     write_corpus,
@@ -72,7 +73,7 @@ def test_bad_files_are_skipped_with_counted_reasons(built, small_bert):
         "binary.txt": "binary",
         "latin1.txt": "invalid UTF-8",
         "empty.md": "empty",
-        "huge.txt": "over size limit (51 MB > 50 MB)",
+        "huge.txt": "over size limit (53,477,376 bytes > 52,428,800)",
         "broken.txt": "broken symlink",
         "self.txt": "symlink loop",
         "up": "symlink loop",
@@ -129,7 +130,7 @@ def test_a_file_grown_past_the_size_limit_loses_its_chunks(built, small_bert):
     corpus, index, _ = built
     (corpus / "while.txt").write_text("while loops " * 400, encoding="utf-8")
     summary = open_index(index, model=small_bert).ingest([corpus], max_file_bytes=4000)
-    assert [(Path(s["path"]).name, s["reason"]) for s in summary.skipped] == [("while.txt", "over size limit (4.7 KB > 3.9 KB)")]
+    assert [(Path(s["path"]).name, s["reason"]) for s in summary.skipped] == [("while.txt", "over size limit (4,800 bytes > 4,000)")]
     assert summary.files_removed == 1 and summary.chunks_removed > 0
     assert not [c for c in chunks_of(index) if c[0].endswith("while.txt")]
     verify_ok(index)
@@ -147,6 +148,50 @@ def test_path_that_does_not_exist(built, small_bert, tmp_path):
     fresh = tmp_path / "fresh"
     fails_with(invoke(*ingest_args(missing, fresh, small_bert)), missing)
     assert not (fresh / "catalog.db").exists()
+
+
+def test_path_that_is_a_symlink_loop(built, small_bert, tmp_path):
+    corpus, index, intact = built
+    loop = tmp_path / "loop"
+    os.symlink("loop", loop)
+    fails_with(invoke(*ingest_args(loop, index, small_bert)), loop, "symlink loop")
+    intact()
+
+
+@pytest.mark.parametrize("case", ["symlink loop", "parent is a file", "a file", "a device", "in /proc",
+                                  "an index's catalog"])
+def test_index_folder_that_cannot_be(built, small_bert, tmp_path, case):
+    """An --index that cannot be an index folder: one line naming it and why, from every
+    command, and nothing written anywhere (an index's own file given as --index included)."""
+    corpus, index, intact = built
+    folder, why = {
+        "symlink loop": (tmp_path / "loop", "symlink loop"),
+        "parent is a file": (tmp_path / "afile" / "idx", f"{tmp_path / 'afile'} is not a folder"),
+        "a file": (tmp_path / "afile", "is a file"),
+        "a device": (Path("/dev/null"), "not a folder"),
+        "in /proc": (Path("/proc/searchkit-idx"), "cannot create it"),
+        "an index's catalog": (index / "catalog.db", "not a folder"),
+    }[case]
+    if case == "symlink loop":
+        os.symlink("loop", folder)
+    (tmp_path / "afile").write_text("a file, not a folder")
+    commands = [["search", "loop"], ["info"], ["verify"], ["verify", "--repair"], ["optimize"]]
+    if case in ("a file", "an index's catalog"):  # click's own check of --index: a usage error
+        for command in [ingest_args(corpus, folder, small_bert), *commands]:
+            usage_fails(invoke(*command, "--index", folder), "--index", folder, "is a file")
+    else:
+        fails_with(invoke(*ingest_args(corpus, folder, small_bert)), folder, "cannot be an index folder", why)
+        fails_with(invoke(*ingest_args(corpus, folder, small_bert, "--rebuild")), folder, why)
+        for command in commands:
+            fails_with(invoke(*command, "--index", folder), folder, "no index here")
+    assert (tmp_path / "afile").read_text() == "a file, not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["corpus", "index", "afile"] + ["loop"] * (case == "symlink loop"))
+    intact()
+
+
+def test_optimize_makes_no_folder(tmp_path):
+    fails_with(invoke("optimize", "--index", tmp_path / "nothing"), "no index here")
+    assert not (tmp_path / "nothing").exists()
 
 
 def _model_variants(small_bert: Path, root: Path) -> dict[str, tuple[Path, list[str]]]:
@@ -278,7 +323,9 @@ def test_damaged_vectors_file(built, damage):
         path.write_bytes(b"")
     else:
         path.unlink()
-    if damage != "flipped bytes":
+    if damage == "missing":
+        fails_with(invoke("search", "loop", "--index", index), path, "missing", "searchkit verify --repair")
+    elif damage != "flipped bytes":
         fails_with(invoke("search", "loop", "--index", index), path)
     result = invoke("verify", "--index", index)
     assert result.exit_code == 1 and str(index) in result.stderr and "Traceback" not in result.output
@@ -311,3 +358,38 @@ def test_catalog_that_is_not_a_database(built, small_bert, damage):
                  ingest_args(corpus, index, small_bert)):
         fails_with(invoke(*args), catalog)
     assert catalog.read_bytes() == kept  # never overwritten: --rebuild is the explicit way
+
+
+# -- usage errors: one line, exit 2 ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, says", [
+    (["search", "q", "-k", "abc"], ["search:", "'-k'", "'abc' is not a valid integer"]),
+    (["search", "q", "-k", "1.5"], ["'-k'", "'1.5'"]),
+    (["embed", "x", "--dim", "abc"], ["embed:", "'--dim'", "'abc'"]),
+    (["map", "--max-points", "0"], ["map:", "'--max-points'", "0 is not in the range"]),
+    (["search", "q", "--no-such-flag"], ["--no-such-flag"]),
+    (["search"], ["search:", "QUERY"]),
+    (["no-such-command"], ["no-such-command"]),
+    (["ingest"], ["ingest:", "give at least one PATH"]),  # the commands' own usage errors too
+])
+def test_usage_errors_are_one_line_with_exit_2(args, says):
+    usage_fails(invoke(*args), *says)
+
+
+def test_help_still_shows_usage():
+    result = invoke("search", "--help")
+    assert result.exit_code == 0 and result.stdout.startswith("Usage: ")
+    bare = invoke()  # a bare `searchkit` shows its help, as click does
+    assert "Commands:" in bare.output and "searchkit: error" not in bare.output
+
+
+@pytest.mark.parametrize("args, says", [
+    (["embed", ""], "empty text"),
+    (["embed", "  \t"], "empty text"),
+    (["embed", "a text", ""], "text 2 is empty"),
+    (["similarity", "--matrix", "a", " "], "text 2 is empty"),
+    (["search", "", "--index", "no-index-needed"], "empty query"),  # as search does
+])
+def test_empty_texts_are_refused_like_empty_queries(args, says):
+    fails_with(invoke(*args), says)

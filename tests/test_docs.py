@@ -56,3 +56,15 @@ def test_help_examples_are_quoted(command):
     text = CliRunner().invoke(main, [command, "--help"], terminal_width=200).output
     for example in re.findall(r"--where (\S+)", text):
         assert example[0] in "'\"" or not set(example) & set("<>"), f"{command} --help: --where {example}"
+
+
+def test_readme_examples_name_the_index_the_usage_block_built():
+    """The README's Usage block builds `my-index`: an example after it without `--index`
+    would search `./index`, which is not there, and fail as written."""
+    readers = ("search", "info", "verify", "optimize", "tui", "map")
+    lines = shell_lines(REPO / "README.md")
+    assert any("ingest" in line and "--index my-index" in line for line in lines)
+    for line in lines:
+        words = shlex.split(line, comments=True)
+        if words[:1] == ["searchkit"] and words[1:2] and words[1] in readers and "--help" not in words:
+            assert "--index" in words, f"README.md: no --index in: {line}"

@@ -2,6 +2,7 @@
 delete, one bad file or value that must not stop everything, results that must not go stale."""
 
 import contextlib
+import gc
 import json
 import os
 from pathlib import Path
@@ -136,15 +137,23 @@ def test_a_removed_symlink_drops_the_file_it_led_to(tmp_path, small_bert):
     summary = ingest(docs, index, small_bert)
     assert summary["files_removed"] == 1
     assert (outside / "lambda.txt").exists()
-    assert not [c for c in chunks_of(index) if c[0].endswith("lambda.txt")]
-    # And through --prune: a link re-pointed elsewhere drops what it used to lead to.
+    # A link out of the folder is indexed at the link (readers.walk): its chunks went with it.
+    assert not [c for c in chunks_of(index) if c[0].endswith(("lambda.txt", "linked.txt"))]
+    # And through --prune alone: a removed link is a file gone.
+    (docs / "linked.txt").symlink_to(outside / "lambda.txt")
+    assert ingest(docs, index, small_bert)["files_added"] == 1
+    (docs / "linked.txt").unlink()
+    pruned = invoke("ingest", "--prune", "--index", index, "--model", small_bert, "--json")
+    assert json.loads(pruned.stdout)["files_removed"] == 1
+    assert not [c for c in chunks_of(index) if c[0].endswith("linked.txt")]
+    # A link re-pointed into the folder: its file is taken once, and what it led to is dropped.
     (docs / "linked.txt").symlink_to(outside / "lambda.txt")
     ingest(docs, index, small_bert)
     (docs / "linked.txt").unlink()
     (docs / "linked.txt").symlink_to(docs / "pass.txt")
-    pruned = invoke("ingest", "--prune", "--index", index, "--model", small_bert, "--json")
-    assert json.loads(pruned.stdout)["files_removed"] == 1
-    assert not [c for c in chunks_of(index) if c[0].endswith("lambda.txt")]
+    again = ingest(docs, index, small_bert)
+    assert again["files_removed"] == 1 and again["files_added"] == 0
+    assert not [c for c in chunks_of(index) if c[0].endswith("linked.txt")]
     verify_ok(index)
 
 
@@ -330,6 +339,77 @@ def test_disk_full_is_one_line_and_keeps_the_last_commit(small_disk, tmp_path, s
     verify_ok(index)
     (small_disk / "filler").unlink()
     assert ingest(corpus, index, small_bert)["files_added"] == 6
+
+
+READERS = (["search", "loop"], ["info"], ["verify"], ["verify", "--repair"], ["optimize"])
+
+
+def test_a_full_disk_is_named_by_every_command_never_damage(small_disk, tmp_path, small_bert):
+    """Opening a catalog in WAL mode writes its -shm: on a full disk SQLite says "disk I/O
+    error", which must not read as a damaged catalog to rebuild (it is whole)."""
+    corpus = write_corpus(tmp_path / "corpus", GOOD)
+    index = small_disk / "index"
+    ingest(corpus, index, small_bert)
+    before = chunks_of(index)
+    gc.collect()  # close the connections the in-process ingest left open
+    for path in index.glob("catalog.db-*"):
+        path.unlink()  # as after the last connection closed: the next open makes them anew
+    fill(small_disk, 0)
+    for args in [*READERS, ingest_args(corpus, index, small_bert)]:
+        err = fails_with(invoke(*args, "--index", index), "disk full while writing", index / "catalog.db",
+                         "free some space")
+        assert "rebuild" not in err and "damaged" not in err, err
+    (small_disk / "filler").unlink()
+    assert chunks_of(index) == before
+    verify_ok(index)
+    search_ok(index)
+
+
+def _failing_sqlite(monkeypatch, error: str, when=lambda sql: True):
+    """Catalog connections whose statements raise OperationalError(`error`) where `when(sql)`."""
+    import sqlite3
+
+    from searchkit.store import catalog
+
+    class Failing(sqlite3.Connection):
+        def execute(self, sql, *args):
+            if when(sql):
+                raise sqlite3.OperationalError(error)
+            return super().execute(sql, *args)
+
+    connect = sqlite3.connect
+    monkeypatch.setattr(catalog.sqlite3, "connect", lambda *a, **kw: connect(*a, factory=Failing, **kw))
+
+
+def test_a_disk_io_error_on_opening_is_not_called_damage(built, small_bert, monkeypatch):
+    corpus, index = built
+    before = chunks_of(index)
+    with monkeypatch.context() as patched:
+        _failing_sqlite(patched, "disk I/O error")
+        for args in [*READERS, ingest_args(corpus, index, small_bert)]:
+            err = fails_with(invoke(*args, "--index", index), "disk full or I/O error while opening",
+                             index / "catalog.db", "(disk I/O error)", "free some space")
+            assert "rebuild" not in err and "not a usable" not in err, err
+        patched.setattr("searchkit.store.catalog._no_room", lambda folder: True)  # the disk is full
+        fails_with(invoke("search", "loop", "--index", index), "disk full while writing", index / "catalog.db")
+    assert chunks_of(index) == before
+    verify_ok(index)
+    search_ok(index)
+
+
+@pytest.mark.parametrize("error", ["database or disk is full", "disk I/O error"])
+def test_a_disk_error_while_writing_keeps_the_last_commit(built, small_bert, monkeypatch, error):
+    corpus, index = built
+    before = chunks_of(index)
+    write_corpus(corpus, ["class", "global"])
+    with monkeypatch.context() as patched:
+        _failing_sqlite(patched, error, when=lambda sql: sql.lstrip().upper().startswith("INSERT"))
+        err = fails_with(invoke(*ingest_args(corpus, index, small_bert)), "disk full", index / "catalog.db",
+                         "free some space")
+        assert "rebuild" not in err, err
+    assert chunks_of(index) == before
+    verify_ok(index)
+    assert ingest(corpus, index, small_bert)["files_added"] == 2
 
 
 def test_a_read_only_index_searches_and_refuses_to_write(built, tmp_path, small_bert):

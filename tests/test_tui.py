@@ -426,14 +426,27 @@ def test_tui_exits_0_after_a_normal_session(index_dir, monkeypatch):
     assert seen == [True] and result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize(
-    "garbage, shown", [(False, "no index here"), (True, "not a usable SQLite")]
-)
-def test_tui_exits_1_when_the_index_cannot_be_opened(tmp_path, monkeypatch, garbage, shown):
+def test_tui_without_an_index_exits_as_every_command_does(tmp_path, monkeypatch):
+    monkeypatch.setattr(SearchApp, "run", lambda app: pytest.fail("the app started"))
+    monkeypatch.setattr("searchkit.cli.tui.no_terminal", lambda: "")
+    for folder in (tmp_path / "nosuch", tmp_path):
+        said = fails_with(CliRunner().invoke(main, ["search", "q", "--index", str(folder)]), "no index here")
+        assert fails_with(CliRunner().invoke(main, ["tui", "--index", str(folder)])) == said
+    assert not (tmp_path / "nosuch").exists()
+
+
+def fake_index(folder: Path) -> Path:
+    """A folder that passes the CLI's check that an index is there (for a stubbed open_index)."""
+    folder.mkdir(exist_ok=True)
+    (folder / "catalog.db").touch()
+    return folder
+
+
+def test_tui_exits_1_when_the_index_cannot_be_opened(tmp_path, monkeypatch):
     folder = tmp_path / "index"
-    if garbage:  # a damaged catalog: not a SQLite file at all
-        folder.mkdir()
-        (folder / "catalog.db").write_bytes(bytes(range(256)) * 16)
+    folder.mkdir()  # a damaged catalog: not a SQLite file at all
+    (folder / "catalog.db").write_bytes(bytes(range(256)) * 16)
+    shown = "not a usable SQLite"
     seen = []
 
     def check(app):  # the UI shows the error while it runs
@@ -451,7 +464,7 @@ def test_tui_exits_non_zero_when_a_worker_hits_a_bug(tmp_path, monkeypatch):
         raise RuntimeError("a bug in opening")
 
     monkeypatch.setattr("searchkit.tui.app.open_index", broken)
-    result = run_tui(tmp_path / "index", monkeypatch)
+    result = run_tui(fake_index(tmp_path / "index"), monkeypatch)
     assert result.exit_code == 1
     assert "a bug in opening" in result.stderr  # Textual printed the traceback
 
@@ -465,14 +478,14 @@ def test_tui_dtype_is_the_query_encoders(tmp_path, monkeypatch):
         raise IndexNotFound(f"{folder}: no index here")
 
     monkeypatch.setattr("searchkit.tui.app.open_index", record)
-    assert run_tui(tmp_path / "index", monkeypatch, None, "--dtype", "fastest").exit_code == 1
+    assert run_tui(fake_index(tmp_path / "index"), monkeypatch, None, "--dtype", "fastest").exit_code == 1
     assert asked == [{"dtype": "fastest", "fastest_for": "queries"}]
 
 
 def test_tui_refuses_a_bad_dtype_before_it_starts(tmp_path, monkeypatch):
     monkeypatch.setattr(SearchApp, "run", lambda app: pytest.fail("the app started"))
     monkeypatch.setattr("searchkit.cli.tui.no_terminal", lambda: "")
-    result = CliRunner().invoke(main, ["tui", "--index", str(tmp_path), "--dtype", "fp64"])
+    result = CliRunner().invoke(main, ["tui", "--index", str(fake_index(tmp_path)), "--dtype", "fp64"])
     assert result.exit_code == 1
     [line] = result.stderr.splitlines()
     assert line.startswith("searchkit: error: ") and "fp64" in line and "dtype" in line

@@ -53,6 +53,12 @@ from .names import shown
 # use small values to get many commits; each commit rewrites the vectors file).
 @click.option("--commit-chunks", type=click.IntRange(min=1), default=20000, hidden=True,
               help="Commit at least every N chunks (default 20000).")
+# Likewise hidden: text files over N bytes are ingested in parts (the streaming tests make
+# small files stream).
+@click.option("--stream-bytes", type=click.IntRange(min=1), default=None, hidden=True,
+              help="Ingest text files over N bytes in parts (default 1 MiB).")
+@click.option("--embed-chunks", type=click.IntRange(min=1), default=None, hidden=True,
+              help="Embed (and stage, in a file ingested in parts) N chunks at a time (default 512).")
 @click.option("--include", "include", multiple=True, metavar="GLOB",
               help="Only files matching GLOB (gitignore-style, relative to each PATH: '*.py', 'docs/**/*.md'); "
                    "repeatable, any may match.")
@@ -65,7 +71,7 @@ from .names import shown
 @handle_errors
 def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens, chunk_overlap, rebuild, prune,
            as_json, commit_chunks, chunking, index_type, index_params, ray_address, workers, gpus_per_worker,
-           dim, query_prompt, document_prompt, include, exclude, no_ignore, hidden):
+           dim, query_prompt, document_prompt, include, exclude, no_ignore, hidden, stream_bytes, embed_chunks):
     """Embed the files under PATHS into the index: new and changed files only.
 
     Files that are gone from PATHS lose their chunks; so do files now empty, binary or too
@@ -85,9 +91,12 @@ def ingest(paths, index_dir, model, pooling, device, dtype, layer, chunk_tokens,
     index = Index(index_dir, model=model, pooling=pooling, device=device, dtype=dtype, layer=layer, dim=dim,
                   query_prompt=query_prompt, document_prompt=document_prompt, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, chunking=chunking, index_type=index_type,
                   index_params=_name_values(index_params, "--index-param"))
+    tuning = {name: value for name, value in (("stream_bytes", stream_bytes), ("embed_chunks", embed_chunks))
+              if value is not None}
     with embedding_progress() as progress:
         summary = index.ingest(paths, progress=progress, rebuild=rebuild, prune=prune, commit_chunks=commit_chunks,
-                               include=include, exclude=exclude, ignore_files=not no_ignore, hidden=hidden, **on_ray)
+                               include=include, exclude=exclude, ignore_files=not no_ignore, hidden=hidden, **on_ray,
+                               **tuning)
     if as_json:
         emit_json(summary.to_dict())
         return

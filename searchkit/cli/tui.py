@@ -22,6 +22,9 @@ def tui(index_dir, dtype, distinct):
     missing = no_terminal()
     if missing:  # Textual would spin on such streams forever, drawing escape codes into them
         raise BadInput(f"searchkit tui needs a terminal ({missing} not a tty); use `searchkit search`")
+    from ..index import Index
+
+    Index(index_dir).must_exist()  # as every command: one line and exit 1, not a UI with a banner
     import torch
 
     from ..encoder import FASTEST, pick_dtype

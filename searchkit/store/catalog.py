@@ -115,8 +115,35 @@ def m005_chunk_positions(db: Database) -> None:
         db["chunks"].add_column(column, int)
 
 
-# Migrations a read-only catalog may lack and still be read: m005's columns read as NULL.
-READABLE_PENDING = {"m005_chunk_positions"}
+@migrations()
+def m006_chunk_hashes_and_staging(db: Database) -> None:
+    """Content-addressed chunks and files ingested in parts (store/staging.py).
+
+    `chunks.hash` is the digest of the text a chunk's vector was made from, so a file
+    ingested again embeds only the chunks whose text is new to it (NULL for chunks from
+    before this migration: they are embedded again once). The `staged_*` tables hold a big
+    file's chunks and vectors while it is ingested in parts: never searched, moved into
+    `files`/`documents`/`chunks` by the commit that makes the whole file visible, and read
+    back by the next ingest when a run was stopped part-way."""
+    db["chunks"].add_column("hash", str)
+    db["staged_files"].create({"id": int, "path": str, "started_at": float}, pk="id")
+    db["staged_files"].create_index(["path"])
+    db["staged_documents"].create(
+        {"staged_id": int, "doc_index": int, "key": str, "title": str, "text": str, "meta": str},
+        pk=("staged_id", "doc_index"),
+    )
+    db["staged_text"].create({"staged_id": int, "doc_index": int, "start": int, "text": str},
+                             pk=("staged_id", "doc_index", "start"))
+    db["staged_chunks"].create(
+        {"staged_id": int, "seq": int, "doc_index": int, "ordinal": int, "start": int, "end": int, "text": str,
+         "page": int, "line_start": int, "line_end": int, "hash": str, "vector": bytes},
+        pk=("staged_id", "seq"),
+    )
+
+
+# Migrations a read-only catalog may lack and still be read: m005's columns read as NULL,
+# m006's column and tables are only written and read by ingests.
+READABLE_PENDING = {"m005_chunk_positions", "m006_chunk_hashes_and_staging"}
 
 # SQL joining a chunk to its document and file, for filters on their columns.
 _CHUNK_JOINS = (
@@ -144,11 +171,42 @@ class ChunkRow:
 REBUILD = "`searchkit ingest PATH... --rebuild` builds the index anew"
 
 
-def sql_error(path: Path, exc: sqlite3.Error) -> SearchkitError:
-    """One line for what SQLite raised, naming the catalog and what to do."""
+_SQLITE_IOERR, _SQLITE_FULL = 10, 13
+
+
+def _disk_error(exc: sqlite3.Error) -> str:
+    """"full", "io" (SQLite's "disk I/O error": a full disk where it grows its -shm or -wal
+    files, or a failing device) or "" for an error that is not about the disk."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if code is not None else None  # the extended codes' low byte
     text = str(exc)
-    if "disk is full" in text:
+    if primary == _SQLITE_FULL or "disk is full" in text:
+        return "full"
+    if primary == _SQLITE_IOERR or "disk I/O error" in text:
+        return "io"
+    return ""
+
+
+def _no_room(folder: Path) -> bool:
+    """Less than 1 MiB free where the catalog is: too little for SQLite's -wal and -shm."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 2**20
+
+
+def sql_error(path: Path, exc: sqlite3.Error, doing: str = "using") -> SearchkitError:
+    """One line for what SQLite raised, naming the catalog and what to do. A disk problem
+    is never called damage: the catalog is whole, and rebuilding it would be the wrong advice
+    (`doing`: what was under way, for an I/O error that may not be a full disk)."""
+    text = str(exc)
+    disk = _disk_error(exc)
+    if disk == "full" or (disk == "io" and _no_room(path.parent)):  # even a read writes the -shm
         return DiskFull(f"disk full while writing {path}; free some space and run the command again")
+    if disk == "io":
+        return DiskFull(f"disk full or I/O error while {doing} {path} ({text}); free some space and run the "
+                        "command again")
     if "readonly" in text or "read-only" in text:
         return ReadOnlyIndex(f"{path}: read-only; searches work, writing needs a writable index folder")
     if "locked" in text or "busy" in text:
@@ -186,6 +244,7 @@ class Catalog:
         self.readonly = not create and self.path.exists() and not (
             os.access(self.path.parent, os.W_OK) and os.access(self.path, os.W_OK)
         )
+        conn = None
         try:
             self.inode = os.stat(self.path).st_ino if self.path.exists() else None
             # Searches may run in a worker thread (the TUI); Index serialises access.
@@ -212,8 +271,10 @@ class Catalog:
                 else "NULL AS page, NULL AS line_start, NULL AS line_end"  # read-only, from before m005
             )
         except sqlite3.DatabaseError as exc:
-            if "disk is full" in str(exc) or "readonly" in str(exc):
-                raise sql_error(self.path, exc) from None
+            if conn is not None:
+                conn.close()  # not left to the garbage collector, holding the file open
+            if _disk_error(exc) or "readonly" in str(exc):
+                raise sql_error(self.path, exc, "opening") from None
             raise IndexCorrupt(f"{self.path}: not a usable SQLite database ({exc}); {REBUILD}") from None
 
     def _connect(self) -> sqlite3.Connection:
@@ -285,6 +346,13 @@ class Catalog:
             f"WHERE documents.file_id IN ({marks})"
         )
         return [r[0] for r in self.db.execute(sql, list(file_ids)).fetchall()]
+
+    @_translated
+    def chunk_hashes_of_file(self, file_id: int) -> dict[str, int]:
+        """Text hash -> chunk id of a file's chunks (those with a hash: made since m006)."""
+        sql = ("SELECT chunks.hash, chunks.id FROM chunks JOIN documents ON chunks.document_id = documents.id "
+               "WHERE documents.file_id = ? AND chunks.hash IS NOT NULL")
+        return {h: i for h, i in self.db.execute(sql, [int(file_id)]).fetchall()}
 
     @_translated
     def chunk_ids(self) -> list[int]:

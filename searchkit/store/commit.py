@@ -27,7 +27,8 @@ from .vectors import FaissVectors
 # of a commit; SEARCHKIT_TEST_PAUSE_AT (same values) makes it wait there, a minute unless
 # SEARCHKIT_TEST_PAUSE_SECONDS says otherwise, so a test's signal lands at a known moment, or
 # a reader gets time to see each generation, however fast or loaded the machine. Points:
-# after-vectors-save, before-sqlite-commit, after-sqlite-commit.
+# after-vectors-save, before-sqlite-commit, after-sqlite-commit; and after-stage:<n>, after the
+# n-th staging transaction of a file ingested in parts (IndexWriter.stage).
 CRASH_ENV = "SEARCHKIT_TEST_CRASH_AT"
 PAUSE_ENV = "SEARCHKIT_TEST_PAUSE_AT"
 PAUSE_SECONDS_ENV = "SEARCHKIT_TEST_PAUSE_SECONDS"
