@@ -424,12 +424,12 @@ class Index:
         else:
             new = self._new_settings(encoder)
         with contextlib.ExitStack() as stack:
-            if on_ray is None:
-                stages = local_pipeline(encoder.tokenizer, encoder.encode_documents, limits)
-            else:
+            if on_ray is not None:
                 ray = stack.enter_context(ray_connected(on_ray))
                 stages = ray_pipeline(ray, on_ray, encoder, limits.max_file_bytes)
             writer = stack.enter_context(self.writer(new=new))
+            if on_ray is None:
+                stages = local_pipeline(encoder.tokenizer, encoder.encode_documents, limits, writer)
             settings = writer.settings()
             # Big text files stream here, on the Ray path too: it reads files whole.
             stream = StreamStages(encoder.tokenizer, encoder.encode_documents, settings.chunk_tokens,

@@ -21,7 +21,7 @@ from .chunking import Chunk, chunk_texts, whole_chunks
 from .errors import BadInput
 from .filetypes import suffix_of, type_of
 from .hashing import chunk_hash, sha256_file
-from .ingest_stream import StreamStages, stream_file, streams
+from .ingest_stream import KnownVectors, StreamStages, stream_file, streams
 from .positions import locate
 from .readers import Document, SkipFile, printable, read_file, walk_found
 from .selection import SELECTION_REASONS, Selection
@@ -229,10 +229,26 @@ def _chunk_documents(documents: Sequence[Document], tokenizer, max_tokens: int, 
     return out
 
 
-def embed(prepared: Sequence[PreparedFile], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
-    """Vectors for every chunk of the prepared files, in file, document, chunk order."""
-    texts = [c["text"] for f in prepared for doc in f.chunks for c in doc]
-    return encode(texts)
+def embed(prepared: Sequence[PreparedFile], encode: Callable[[list[str]], np.ndarray],
+          known: Callable[[PreparedFile], dict[str, np.ndarray]] | None = None) -> tuple[np.ndarray, int]:
+    """Vectors for every chunk of the prepared files, in file, document, chunk order, and
+    how many of them were `known(file)` (text hash -> the vector the index holds: a changed
+    file's chunks whose text did not change) rather than embedded."""
+    rows = [c for f in prepared for doc in f.chunks for c in doc]
+    found: dict[str, np.ndarray] = {}
+    if known is not None:
+        for f in prepared:
+            found.update(known(f))
+    todo = [i for i, c in enumerate(rows) if c["hash"] not in found]
+    if len(todo) == len(rows):
+        return encode([c["text"] for c in rows]), 0
+    vectors = np.zeros((len(rows), len(next(iter(found.values())))), dtype=np.float32)
+    for i, c in enumerate(rows):
+        if c["hash"] in found:
+            vectors[i] = found[c["hash"]]
+    if todo:
+        vectors[todo] = encode([rows[i]["text"] for i in todo])
+    return vectors, len(rows) - len(todo)
 
 
 @dataclass
@@ -291,6 +307,7 @@ class Batch:
     skipped: list[tuple[str, str]]  # (path, reason)
     emptied: list[int]  # catalog ids of changed files that are no longer text: their chunks go
     bytes_done: int  # of the files to prepare, bytes read up to the end of this batch
+    reused: int = 0  # chunks whose vectors the index held (`embed`'s `known`), not embedded
 
 
 def batches(todo: Sequence[FileState], tokenizer, max_tokens: int | None, overlap: int | None,
@@ -328,11 +345,22 @@ def check_paths(paths: Sequence[str | Path], known: Callable[[], dict[str, dict]
 Pipeline = Callable[[list[FileState], "IndexSettings"], Iterator[tuple[Batch, "np.ndarray | None"]]]
 
 
-def local_pipeline(tokenizer, encode: Callable[[list[str]], np.ndarray], limits: Limits) -> Pipeline:
+def local_pipeline(tokenizer, encode: Callable[[list[str]], np.ndarray], limits: Limits,
+                   writer: IndexWriter | None = None) -> Pipeline:
+    """The prepare and embed stages in this process. With the `writer`, a changed file's
+    chunks whose text the index already holds take that vector instead of being embedded."""
+    def known(f: PreparedFile) -> dict[str, np.ndarray]:
+        if f.state.old_id is None:
+            return {}
+        return KnownVectors(writer, [], f.state.old_id).lookup([c["hash"] for doc in f.chunks for c in doc])
+
     def stages(todo: list[FileState], settings: IndexSettings) -> Iterator[tuple[Batch, np.ndarray | None]]:
         for batch in batches(todo, tokenizer, settings.chunk_tokens, settings.chunk_overlap, limits.embed_chunks,
                              limits.max_file_bytes):
-            yield batch, embed(batch.files, encode) if batch.files else None
+            vectors = None
+            if batch.files:
+                vectors, batch.reused = embed(batch.files, encode, known if writer is not None else None)
+            yield batch, vectors
 
     return stages
 
@@ -373,7 +401,8 @@ def run(writer: IndexWriter, paths: Sequence[str | Path], pipeline: Pipeline, li
         summary.files_removed += len(batch.emptied)
         if batch.files:
             writer.add_files(batch.files, vectors)
-            summary.chunks_embedded += sum(f.chunk_count for f in batch.files)
+            summary.chunks_embedded += sum(f.chunk_count for f in batch.files) - batch.reused
+            summary.chunks_reused += batch.reused
         done_bytes = batch.bytes_done
         if progress:
             progress(done_bytes, total, summary.chunks_added + writer.pending_chunks)

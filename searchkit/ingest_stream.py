@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .index_writer import IndexWriter
     from .ingest import FileState
 
-READ_BLOCK_BYTES = 1 << 20
+READ_BLOCK_BYTES = 1 << 16  # well under a window: the window, not the read, bounds what is tokenized at once
 STREAMED_READERS = ("plain", "markdown", "rst")  # one document whose text is the file's
 
 
@@ -79,7 +79,7 @@ def stream_file(writer: IndexWriter, state: FileState, stages: StreamStages) -> 
     """Read, chunk, embed and stage one file; `SkipFile` when it turns out not to be text
     (its staged rows are dropped then). The writer's lock is held throughout."""
     staging, path = writer.staging, str(state.path)
-    cache = _Cache(writer, staging.attempts(path), state.old_id)
+    cache = KnownVectors(writer, staging.attempts(path), state.old_id)
     attempt = writer.stage(lambda: staging.begin(path))
     file_type = type_of(state.path)
     stream = TextStream(state.path, stages.max_bytes)
@@ -137,7 +137,7 @@ def _rows(path: Path, window) -> list[dict]:
     return rows
 
 
-def _flush(writer: IndexWriter, staged: StagedFile, cache: _Cache, stages: StreamStages, rows: list[dict],
+def _flush(writer: IndexWriter, staged: StagedFile, cache: KnownVectors, stages: StreamStages, rows: list[dict],
            texts: list[tuple[int, str]], stream: TextStream) -> None:
     """Vectors for `rows` (known ones taken, the rest embedded), staged with the text
     pieces in one transaction."""
@@ -173,7 +173,7 @@ def _flush(writer: IndexWriter, staged: StagedFile, cache: _Cache, stages: Strea
     staged.reused += len(rows) - len(todo)
 
 
-class _Cache:
+class KnownVectors:
     """Vectors the index already holds for a path, by chunk hash: staged by earlier
     attempts, or committed with the file's current version (read from exact segments
     only: an IVF-PQ segment's vectors come back approximate)."""

@@ -241,3 +241,24 @@ def test_verify_notes_a_document_with_chunks_missing(tmp_path, small_bert):
     db.close()
     report = json.loads(invoke("verify", "--index", index, "--json").stdout)
     assert any(note.startswith("1 documents have chunks missing (ordinals with gaps)") for note in report["notes"])
+
+
+def test_a_small_file_edited_re_embeds_only_its_changed_chunks(tmp_path, small_bert):
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    text = scifact_text(12)
+    (corpus / "notes.md").write_text(text, encoding="utf-8")
+    index = tmp_path / "i"
+    first = json.loads(invoke(*ingest_args(corpus, index, small_bert)).stdout)
+    assert first["files_streamed"] == 0 and first["chunks_reused"] == 0 and first["chunks_added"] > 20
+    # An edit at the end of the last paragraph: the chunks before it are the same texts (an insertion
+    # higher up would move every token window after it: chunks are not content-defined).
+    (corpus / "notes.md").write_text(f"{text.rstrip()} Otters were seen too.\n", encoding="utf-8")
+    again = json.loads(invoke(*ingest_args(corpus, index, small_bert)).stdout)
+    assert again["files_updated"] == 1
+    assert 1 <= again["chunks_embedded"] <= 3 and again["chunks_reused"] == again["chunks_added"] - again["chunks_embedded"]
+    invoke(*ingest_args(corpus, tmp_path / "clean", small_bert))
+    assert chunks_of(index) == chunks_of(tmp_path / "clean")
+    ours, clean = vectors_of(index), vectors_of(tmp_path / "clean")
+    assert max(float(abs(ours[k] - clean[k]).max()) for k in clean) < 1e-5
+    verify_ok(index)
