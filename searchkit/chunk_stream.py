@@ -30,12 +30,15 @@ UNSURE_CHUNKS = 2
 class Window:
     """What one window settled: `text` is the document's text from `start` (consecutive
     windows' texts join up to the whole document), `chunks` the chunks made final here,
-    with document offsets and ordinals, and `lines_before` the line ends before `start`."""
+    with document offsets and ordinals, and `lines_before` the line ends before `start`.
+    The last chunk may overlap the next window: `lookahead` is the text after `text` up to
+    the end of the chunks (so `text + lookahead` holds them all)."""
 
     start: int
     text: str
     chunks: list[Chunk]
     lines_before: int
+    lookahead: str = ""
 
 
 def stream_chunks(pieces: Iterable[str], chunk: Callable[[str], list[Chunk]],
@@ -65,8 +68,9 @@ def stream_chunks(pieces: Iterable[str], chunk: Callable[[str], list[Chunk]],
             # takes as one token): widen the window until it holds more than that.
             window_chars *= 2
             continue
+        reach = max([advance, *(c.end for c in keep)])
         yield Window(start, buf[:advance], [Chunk(ordinal + i, start + c.start, start + c.end, c.text)
-                                            for i, c in enumerate(keep)], lines_before)
+                                            for i, c in enumerate(keep)], lines_before, buf[advance:reach])
         ordinal += len(keep)
         lines_before += buf.count("\n", 0, advance)
         buf, start = buf[advance:], start + advance

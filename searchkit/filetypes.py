@@ -86,6 +86,8 @@ FILE_TYPES: list[FileType] = [
     _code("tsv"),
     _code("ini"),
     _code("cfg"),
+    # Logs: line-oriented text, often the biggest files a folder holds (ingested in parts).
+    _code("log"),
 ]
 
 _BY_SUFFIX: dict[str, FileType] = {}

@@ -85,6 +85,13 @@ class PreparedFile:
         return sum(len(c) for c in self.chunks)
 
 
+def roots_of(paths: Sequence[str | Path]) -> list[Path]:
+    """The given paths as absolute paths, and resolved where they lead through a link:
+    what a file found under them may be catalogued under."""
+    roots = [Path(os.path.abspath(Path(p).expanduser())) for p in paths]
+    return roots + [r.resolve() for r in roots if r.resolve() != r]
+
+
 def under(path: str | None, roots: Sequence[Path]) -> bool:
     return path is not None and any(
         path == str(r) or path.startswith(str(r).rstrip(os.sep) + os.sep) for r in roots
@@ -121,8 +128,7 @@ def scan(
     >>> [s.path.name for s in found.new], [row["path"] for row in found.removed]
     """
     result = Scan()
-    roots = [Path(os.path.abspath(Path(p).expanduser())) for p in paths]
-    roots += [r.resolve() for r in roots if r.resolve() != r]
+    roots = roots_of(paths)
     seen_paths: set[str] = set()
     emptied: list[dict] = []
     existing = [p for p in paths if os.path.lexists(Path(p).expanduser())]
@@ -436,9 +442,11 @@ def _stream_one(writer: IndexWriter, state: FileState, stream: StreamStages, sum
         staged = stream_file(writer, state, dataclasses.replace(stream, progress=moved))
     except SkipFile as exc:
         summary.skip([(str(state.path), exc.reason)])
-        if state.old_id is not None and content_reason(exc.reason):
-            writer.remove_files([state.old_id])
-            summary.files_removed += 1
+        if content_reason(exc.reason):  # not text now: nothing staged for it will serve
+            writer.stage(lambda: writer.staging.drop(str(state.path)))
+            if state.old_id is not None:
+                writer.remove_files([state.old_id])
+                summary.files_removed += 1
         return
     except OSError as exc:
         summary.skip([(str(state.path), exc.strerror or "unreadable")])
@@ -453,7 +461,7 @@ def _stream_one(writer: IndexWriter, state: FileState, stream: StreamStages, sum
 def _drop_stale_staging(writer: IndexWriter, paths: Sequence[str | Path], streaming: set[str]) -> None:
     """Forget what stopped ingests staged for files this run will not stream: gone from
     disk, or under its paths and not (or no longer) to be ingested in parts."""
-    roots = [Path(os.path.abspath(Path(p).expanduser())) for p in paths]
+    roots = roots_of(paths)
     stale = [path for path in writer.staging.paths()
              if path not in streaming and (not os.path.isfile(path) or under(path, roots))]
     for path in stale:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .chunk_stream import WINDOW_CHARS, stream_chunks
+from . import chunk_stream
 from .chunking import chunk_texts
 from .errors import SkipFile
 from .filetypes import suffix_of, type_of
@@ -58,7 +58,7 @@ class StreamStages:
     overlap: int
     embed_chunks: int = 512
     max_bytes: int = 50 * 2**20
-    window_chars: int = WINDOW_CHARS
+    window_chars: int | None = None  # None: chunk_stream.WINDOW_CHARS
     progress: Callable[[int, int], None] | None = None
 
 
@@ -85,8 +85,8 @@ def stream_file(writer: IndexWriter, state: FileState, stages: StreamStages) -> 
     stream = TextStream(state.path, stages.max_bytes)
     staged = StagedFile(state, suffix_of(state.path), attempt, 0)
     try:
-        windows = stream_chunks(stream.pieces(READ_BLOCK_BYTES), _chunker(stages, file_type.lines),
-                                stages.window_chars)
+        windows = chunk_stream.stream_chunks(stream.pieces(READ_BLOCK_BYTES), _chunker(stages, file_type.lines),
+                                             stages.window_chars or chunk_stream.WINDOW_CHARS)
         pending: list[dict] = []
         texts: list[tuple[int, str]] = []
         for n, window in enumerate(windows):
@@ -99,8 +99,10 @@ def stream_file(writer: IndexWriter, state: FileState, stages: StreamStages) -> 
                 _flush(writer, staged, cache, stages, pending[: stages.embed_chunks], texts, stream)
                 pending, texts = pending[stages.embed_chunks:], []
         _flush(writer, staged, cache, stages, pending, texts, stream)
-    except SkipFile:
-        writer.stage(lambda: staging.drop(path))
+    except (SkipFile, OSError):
+        # This attempt only: what earlier ones staged stays for a resume, unless the file
+        # is no longer text (the ingest drops them all then: a content reason).
+        writer.stage(lambda: staging.drop_attempts([attempt]))
         raise
     if not staged.chunk_count:
         writer.stage(lambda: staging.drop(path))
@@ -127,7 +129,7 @@ def _title(reader: str, head: str) -> str:
 
 def _rows(path: Path, window) -> list[dict]:
     """Catalog rows of a window's chunks, lines counted from the document's start."""
-    doc = Document(path, "", "", window.text, file_lines=True)
+    doc = Document(path, "", "", window.text + window.lookahead, file_lines=True)
     spans = [(c.start - window.start, c.end - window.start) for c in window.chunks]
     rows = []
     for c, where in zip(window.chunks, locate(doc, spans)):

@@ -103,14 +103,14 @@ def _check(index: Index, catalog, report: VerifyReport) -> None:
     orphans = {
         "chunks without a document": "SELECT count(*) FROM chunks WHERE document_id NOT IN (SELECT id FROM documents)",
         "documents without a file": "SELECT count(*) FROM documents WHERE file_id NOT IN (SELECT id FROM files)",
-        "chunks whose text is not their document's slice":
-            "SELECT count(*) FROM chunks JOIN documents ON chunks.document_id = documents.id "
-            "WHERE substr(documents.text, chunks.start + 1, chunks.end - chunks.start) != chunks.text",
     }
     for what, sql in orphans.items():
         n = db.execute(sql).fetchone()[0]
         if n:
             report.fail(f"{n} {what}")
+    n = _chunks_not_slices(db)
+    if n:
+        report.fail(f"{n} chunks whose text is not their document's slice")
     # A file is never half visible: each document's chunks are all of them, 0..n-1. A gap
     # can only be a row deleted by hand; searches stay right, so it is noted, not failed.
     gaps = db.execute("SELECT count(*) FROM (SELECT document_id FROM chunks GROUP BY document_id "
@@ -120,6 +120,18 @@ def _check(index: Index, catalog, report: VerifyReport) -> None:
                             "visible; ingesting it again after `touch`, or `ingest --rebuild`, restores it")
     _note_staged(catalog, report)
     _verify_fts(catalog, report)
+
+
+def _chunks_not_slices(db) -> int:
+    """Chunks whose text is not `document.text[start:end]`. Each document's text is read
+    once: SQL's substr() walks a UTF-8 text from its start for every chunk, which for a
+    50 MB file of 28,000 chunks took over a quarter of an hour."""
+    bad = 0
+    for doc_id, text in db.execute("SELECT id, text FROM documents"):
+        text = text or ""
+        for start, end, chunk in db.execute("SELECT start, end, text FROM chunks WHERE document_id = ?", [doc_id]):
+            bad += text[start:end] != chunk
+    return bad
 
 
 def _note_staged(catalog, report: VerifyReport) -> None:

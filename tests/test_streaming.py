@@ -54,7 +54,7 @@ def invoke(*args):
     ("utf-16-be", codecs.BOM_UTF16_BE), ("utf-32-le", codecs.BOM_UTF32_LE), ("utf-32-be", codecs.BOM_UTF32_BE),
 ])
 def test_a_stream_decodes_as_the_whole_file_does(tmp_path, codec, bom):
-    text = "héllo\r\nwörld 🙂\r\n" * 300 + "last\r"
+    text = "héllo\r\nwörld 🙂\r\n" * 1500 + "last\r"  # over the 8 KiB first read, so blocks split
     data = bom + text.encode(codec)
     path = tmp_path / "f.txt"
     path.write_bytes(data)
@@ -62,7 +62,8 @@ def test_a_stream_decodes_as_the_whole_file_does(tmp_path, codec, bom):
     assert whole == text.replace("\r\n", "\n").replace("\r", "\n")
     for block in (1, 5, 4096):  # "\r\n" and multi-byte characters split between blocks
         stream = TextStream(path, max_bytes=len(data))
-        assert "".join(stream.pieces(block)) == whole
+        pieces = list(stream.pieces(block))
+        assert len(pieces) > 1 and "".join(pieces) == whole
         assert stream.sha256 == hashlib.sha256(data).hexdigest() and stream.bytes_read == len(data)
 
 
@@ -155,10 +156,67 @@ def test_a_big_file_streamed_equals_the_same_file_read_whole(tmp_path, small_ber
     ours, theirs = vectors_of(tmp_path / "s"), vectors_of(tmp_path / "w")
     assert ours.keys() == theirs.keys()
     assert max(float(abs(ours[k] - theirs[k]).max()) for k in ours) < 1e-5
-    lines = query(tmp_path / "s", "SELECT min(line_start), max(line_end) FROM chunks WHERE text LIKE '%'")
-    assert lines[0][1] == (corpus / "big.txt").read_text(encoding="utf-8").count("\n") + 1
+    positions = ("SELECT files.path, chunks.start, chunks.line_start, chunks.line_end FROM chunks "
+                 "JOIN documents ON chunks.document_id = documents.id JOIN files ON documents.file_id = files.id")
+    assert sorted(query(tmp_path / "s", positions)) == sorted(query(tmp_path / "w", positions))
+    texts = "SELECT title, text FROM documents ORDER BY text"
+    assert query(tmp_path / "s", texts) == query(tmp_path / "w", texts)
     assert query(tmp_path / "s", "SELECT count(*) FROM staged_chunks") == [(0,)]
     verify_ok(tmp_path / "s")
+
+
+def test_line_numbers_hold_across_windows_where_chunks_overlap_them(tmp_path, small_bert, monkeypatch):
+    """Short lines, overlapping chunks and windows of a few kB: the last chunk kept by a
+    window reaches into the next, and its lines must count the line ends there too."""
+    import searchkit
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "app.csv").write_text("".join(f"event {i}: cache {'hit' if i % 3 else 'miss'} for key k{i}\n"
+                                            for i in range(4000)), encoding="utf-8")
+    index = searchkit.open_index(tmp_path / "i", model=str(small_bert), chunk_tokens=64, chunk_overlap=16,
+                                 device="cpu")
+    monkeypatch.setattr("searchkit.chunk_stream.WINDOW_CHARS", 4000)  # dozens of windows in this file
+    summary = index.ingest([corpus], stream_bytes=10_000)
+    assert summary.files_streamed == 1
+    rows = query(tmp_path / "i", "SELECT start, end, text, line_start, line_end FROM chunks")
+    text = (corpus / "app.csv").read_text(encoding="utf-8")
+    for a, b, chunk, first, last in rows:
+        assert text[a:b] == chunk
+        assert (first, last) == (text.count("\n", 0, a) + 1, text.count("\n", 0, b - 1) + 1)
+
+
+def test_staging_of_a_file_under_a_linked_path_is_dropped_once_it_no_longer_streams(tmp_path, small_bert):
+    real = big_corpus(tmp_path)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    index = tmp_path / "i"
+    code, _, _ = finish(start(streamed(link, index, small_bert, "--embed-chunks", "128"),
+                              SEARCHKIT_TEST_CRASH_AT="after-stage:3"))
+    assert code == -9 and query(index, "SELECT count(*) FROM staged_files") == [(1,)]
+    # The file shrinks below the streaming size: read whole, and what was staged goes.
+    (real / "big.txt").write_text(scifact_text(3), encoding="utf-8")
+    summary = json.loads(invoke(*ingest_args(link, index, small_bert, "--stream-bytes", "100000")).stdout)
+    assert summary["files_streamed"] == 0 and summary["files_added"] == 1  # the small ones were in
+    assert query(index, "SELECT count(*) FROM staged_files") == [(0,)]
+
+
+@pytest.mark.parametrize("point", ["after-vectors-save", "before-sqlite-commit"])
+def test_a_kill_while_a_streamed_file_commits_keeps_what_was_staged(tmp_path, small_bert, point):
+    corpus = big_corpus(tmp_path)
+    index = tmp_path / "i"
+    invoke(*ingest_args(corpus / "a-small.md", index, small_bert))  # generation 1
+    # Generation 2 commits the small files, 3 the big one: killed while committing it.
+    code, _, _ = finish(start(streamed(corpus, index, small_bert), SEARCHKIT_TEST_CRASH_AT=f"{point}:3"))
+    assert code == -9
+    verify_ok(index)
+    assert str(corpus / "big.txt") not in {row[0] for row in chunks_of(index)}
+    summary = json.loads(invoke(*streamed(corpus, index, small_bert)).stdout)
+    assert summary["files_added"] == 1 and summary["chunks_embedded"] == 0
+    assert summary["chunks_reused"] == summary["chunks_added"]
+    invoke(*ingest_args(corpus, tmp_path / "clean", small_bert))
+    assert chunks_of(index) == chunks_of(tmp_path / "clean")
+    verify_ok(index)
 
 
 def test_progress_moves_during_a_big_file(tmp_path, small_bert):
