@@ -24,8 +24,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from .documents import Document, ReadResult
 from .errors import SkipFile
-from .readers import Document, ReadResult
 
 __all__ = ["PAGE_SEPARATOR", "read_pdf"]
 
@@ -40,7 +40,7 @@ logging.getLogger("pypdf").addHandler(logging.NullHandler())
 def read_pdf(path: Path, resolved: Path | None = None) -> ReadResult:
     """One `Document` holding the text of every page of the PDF at `path`; `SkipFile`
     with a reason when it cannot be read or holds no text."""
-    from pypdf import PdfReader  # imported when a PDF is first read
+    from pypdf import PdfReader  # lazy: pypdf loads only when a PDF is read
 
     resolved = resolved or path.resolve()
     problems: list[str] = []

@@ -16,7 +16,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
-from .readers import Document
+from .documents import Document
 
 __all__ = ["locate"]
 

@@ -26,12 +26,13 @@ import os
 import re
 import stat
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
+from searchkit.documents import Document, ReadResult
 from searchkit.errors import BadInput, SkipFile
 from searchkit.filetypes import suffix_of, type_of
+from searchkit.pdf import read_pdf  # pypdf itself is imported when a PDF is first read
 from searchkit.selection import Rules, Selection
 from searchkit.text_stream import decode_bytes
 
@@ -52,28 +53,6 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BYTES = 10 * 2**20
-
-
-@dataclass(frozen=True)
-class Document:
-    """One unit of text to chunk and embed, and where it came from."""
-
-    path: Path  # absolute and resolved (symlinks followed)
-    key: str  # '' for a whole file; a JSONL record's `_id`, or `line-<n>` (1-based)
-    title: str  # '' when there is none
-    text: str  # what gets chunked; all character offsets refer to it
-    meta: dict = field(default_factory=dict)  # JSON-serialisable extras (JSONL scalar fields)
-    pages: tuple[int, ...] = ()  # where each page starts in `text` (PDF); () when not paged
-    file_lines: bool = False  # `text`'s lines are the file's lines (plain text, code, Markdown)
-    line: int | None = None  # the one line of the file the document is (a JSONL record)
-
-
-@dataclass
-class ReadResult:
-    """The documents read from one file, and one-line notes on records left out of it."""
-
-    documents: list[Document]
-    problems: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------- walk
@@ -309,8 +288,6 @@ def read_file(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES) -> Re
     resolved = path.resolve()
     reader = type_of(path).reader
     if reader == "pdf":
-        from searchkit.pdf import read_pdf  # pypdf reads the file itself, a part at a time
-
         if st.st_size == 0:
             raise SkipFile(path, "empty")
         return read_pdf(path, resolved)
