@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import IndexCorrupt, ModelMismatch, bad_value
-
-# 1: one vectors.<generation>.faiss file rewritten by every commit; 2: segments.
-FORMAT_VERSION = 2
+from .store.format import FORMAT_VERSION
+from .store.vectors import INDEX_TYPES
 
 # "chunks": token windows of chunk_tokens; "whole": one chunk per document, which the
 # encoder truncates at its maximum length (how sentence-transformers' BEIR figures embed).
@@ -192,8 +191,6 @@ class IndexOptions:
     home: Path | None = None
 
     def __post_init__(self):
-        from .store.vectors import INDEX_TYPES
-
         if self.chunking not in (None, *CHUNKINGS):
             raise bad_value("chunking", self.chunking, f"expected {' or '.join(CHUNKINGS)}")
         if self.chunking == "whole" and (self.chunk_tokens is not None or self.chunk_overlap is not None):
@@ -209,7 +206,7 @@ class IndexOptions:
                 "chunk_overlap": self.chunk_overlap}
 
     def encoder_args(self, stored: IndexSettings) -> dict:
-        """`Encoder(**args)` for this index: the given model and options, else the stored ones.
+        """`load_encoder(**args)` for this index: the given model and options, else the stored ones.
         A built index's vectors were made with its recorded prompts, so those stay unless a
         prompt is given explicitly (one that differs is then refused by name), whichever
         model is named: a model with other weights is refused by its weights' hash anyway.

@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..settings import FORMAT_VERSION
 from .catalog import Catalog
 from .folder import vectors_path
+from .format import FORMAT_VERSION
 from .segments import SegmentRow, Segments, segment_name
 from .vectors import FaissVectors
 
