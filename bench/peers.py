@@ -43,9 +43,9 @@ def openvino_missing() -> str | None:
 def int8_config() -> str:
     """The quantisation preset of `export_dynamic_quantized_onnx_model` that fits this CPU:
     the one a user of this machine would pick (VNNI when the CPU has it)."""
-    from searchkit.encoder import _cpu_flags
+    from searchkit.cpu_info import cpu_flags
 
-    flags = _cpu_flags()
+    flags = cpu_flags()
     if "avx512_vnni" in flags:
         return "avx512_vnni"
     return "avx512" if "avx512f" in flags else "avx2"

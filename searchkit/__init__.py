@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 # --help, and a Ctrl-C during start-up) does not wait for torch and faiss to load.
 _EXPORTS = {
     "Encoder": ".encoder",
-    "load_encoder": ".encoder",
+    "load_encoder": ".encoder_loading",
     "SearchkitError": ".errors",
     "Hit": ".hits",
     "Index": ".index",

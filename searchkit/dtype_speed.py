@@ -33,11 +33,17 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import torch
+
+from .cpu_info import cpu_model
+from .cpu_streams import stream_count
+from .encoder import Encoder
+from .sample_texts import DEFAULT_TEXTS
 
 CANDIDATES = ("fp32", "bf16", "int8")
 MIN_COSINE = 0.995  # lowest cosine to fp32's vector, over the probe texts
@@ -79,27 +85,12 @@ class DtypeSpeed:
         return self.min_cosine >= MIN_COSINE
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def cache_file() -> Path:
     base = os.environ.get(CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "searchkit"
     return Path(base) / "cpu-dtype-speed.json"
 
 
 def host_key(model: str) -> str:
-    import torch
-
-    from .cpu_streams import stream_count
-
     # The streams too: batches side by side speed int8 up more than fp32 (cpu_streams.py).
     streams = stream_count(torch.device("cpu"))
     return f"{cpu_model()} | torch {torch.__version__} | {torch.get_num_threads()} threads | {streams} streams | {model}"
@@ -109,8 +100,6 @@ def probe_texts() -> list[str]:
     """Texts of everyday lengths (parity's, a few to a few hundred tokens), 64 of them:
     with MiniLM two full batches and a short one, so the probe times batches as an ingest
     runs them, two side by side (cpu_streams.py), which favours int8 more than fp32."""
-    from .parity import DEFAULT_TEXTS
-
     return [DEFAULT_TEXTS[i % len(DEFAULT_TEXTS)] for i in range(64)]
 
 
@@ -134,8 +123,6 @@ def usable_cpus() -> float:
 def probe_threads() -> float:
     """The CPUs a probe pass can keep busy: torch's threads, at most the usable CPUs (in a
     container with a quota of 2 CPUs on a 16-core host torch still starts 16 threads)."""
-    import torch
-
     return min(float(torch.get_num_threads()), usable_cpus())
 
 
@@ -159,8 +146,6 @@ def measure(model: str, texts: list[str] | None = None, passes: int = PROBE_PASS
             clock=time.perf_counter, cpu_clock=time.process_time) -> list[DtypeSpeed]:
     """Tokens/s and cosine to fp32 of each CPU dtype on `texts`, the dtypes taking turns:
     `passes` rounds, and more up to `max_passes` while some dtype's figure is not steady."""
-    from .encoder import Encoder
-
     texts = texts or probe_texts()
     threads = probe_threads()
     encoders = {d: Encoder(model, device="cpu", dtype=d) for d in CANDIDATES}

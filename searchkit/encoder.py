@@ -17,15 +17,14 @@ import torch
 from tokenizers import Tokenizer
 
 from . import cpu_streams, single_text_graph
+from .cpu_info import cpu_flags, cpu_model
 from .cpu_memory import keep_freed_memory
-from .dtype_speed import cpu_model
 from .errors import BadInput, ModelLoadError, bad_value
 from .hashing import sha256_files
 from .matryoshka import check_dim, matryoshka_dims
 from .model_files import read_json_object
-from .models import architecture, load_model, read_config, weight_files
+from .models import architecture, linear_path, load_model, read_config, weight_files
 from .models import int8 as int8_ops
-from .models._common import linear_path
 from .pooling import (  # noqa: F401
     JOIN,
     POOLINGS,
@@ -36,7 +35,8 @@ from .pooling import (  # noqa: F401
 )
 from .pooling import pool as pool_states
 from .prompts import Prompts
-from .resolve import DEFAULT_MODEL, resolve_model
+from .resolve import model_name, resolve_model
+from .text_checks import check_texts  # noqa: F401 (also searchkit.encoder.check_texts, as before)
 from .tokenizer_files import padding_side, with_configured_eos
 
 DTYPES = {
@@ -49,7 +49,7 @@ DTYPES = {
 }
 DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 INT8 = "int8"  # fp32 model, int8 projections (models/int8.py); CPU only
-FASTEST = "fastest"  # the CPU dtype measured fastest here (dtype_speed.py); fp16 on CUDA
+FASTEST = "fastest"  # the CPU dtype measured fastest here (dtype_speed.py), fp16 on CUDA: resolved before
 # What `trace_single_texts` traces on: any text will do, the graph takes every length.
 TRACE_SAMPLE = "how do I open a file and read it line by line"
 
@@ -68,9 +68,13 @@ def pick_device(device: str | None) -> torch.device:
 
 def pick_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
     """'auto' (or None) means fp32 on the CPU (the parity reference) and fp16 on CUDA.
-    ('fastest' is resolved to a name by the Encoder, which knows the model to time.)"""
-    if dtype is None or dtype == "auto" or dtype == FASTEST and device.type == "cuda":
+    ('fastest' is resolved to one of these names before an Encoder is built, by
+    `encoder_loading.resolve_dtype`, which times the model: an Encoder never sees it.)"""
+    if dtype is None or dtype == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
+    if dtype.lower() == FASTEST:
+        raise bad_value("dtype", dtype, "is measured before an Encoder is built: use searchkit.load_encoder "
+                        "(or encoder_loading.resolve_dtype) for it")
     if dtype.lower() == INT8:
         if device.type != "cpu":
             raise bad_value("dtype", dtype, "int8 runs on the CPU; on CUDA use fp16 or bf16")
@@ -89,7 +93,7 @@ def machine_facts() -> dict:
     `dtype_speed` measures; auto stays fp32 on every CPU (the parity reference).
     """
     capability = torch.backends.cpu.get_cpu_capability()
-    flags = _cpu_flags()
+    flags = cpu_flags()
     cuda = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     device = pick_device("auto")
     return {
@@ -106,18 +110,6 @@ def machine_facts() -> dict:
                             for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16))},
         "cpu_batch_streams": cpu_streams.stream_count(torch.device("cpu")),
     }
-
-
-def _cpu_flags() -> set[str]:
-    """The CPU feature flags Linux reports (empty elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def max_length_of(model_dir: Path, cfg: dict) -> int:
@@ -145,42 +137,6 @@ def load_tokenizer(model_dir: Path) -> Tokenizer:
     tok.no_padding()
     tok.no_truncation()
     return tok
-
-
-def _shown(text: str, at: int = 0, width: int = 30) -> str:
-    """`text` quoted for a one-line message, around character `at`: undecodable bytes (the
-    surrogate escapes Python gives them, as in a non-UTF-8 command line) as \\xNN, other
-    lone surrogates as \\uNNNN, control characters and backslashes as repr() writes them."""
-    start, end = max(0, at - width), min(len(text), at + width)
-    out = []
-    for ch in text[start:end]:
-        o = ord(ch)
-        if 0xDC80 <= o <= 0xDCFF:
-            out.append(f"\\x{o - 0xDC00:02x}")
-        elif 0xD800 <= o <= 0xDFFF:
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(ch if ch.isprintable() and ch != "\\" else repr(ch)[1:-1])
-    return f"'{'…' if start else ''}{''.join(out)}{'…' if end < len(text) else ''}'"
-
-
-def check_texts(texts: Sequence[str], what: str = "text") -> list[str]:
-    """`texts` as a list, each checked to be a string the tokenizer can take: a str that is
-    valid UTF-8 (no lone surrogates). Raises BadInput naming the first bad one."""
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            kind = type(text).__name__
-            raise BadInput(f"{what} {i + 1} is {kind}, not str" + (": decode it first" if kind == "bytes" else ""))
-        if not text.isascii():
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                o = ord(text[exc.start])
-                bad = f"byte 0x{o - 0xDC00:02x}" if 0xDC80 <= o <= 0xDCFF else f"lone surrogate U+{o:04X}"
-                raise BadInput(f"{what} {_shown(text, exc.start)} is not valid UTF-8 "
-                               f"({bad} at character {exc.start + 1})") from None
-    return texts
 
 
 @dataclass(frozen=True)
@@ -220,28 +176,18 @@ class Encoder:
         dim: int | None = None,
         prompt_name: str | None = None,
         prompt: str | None = None,
-        fastest_for: str = "batches",
     ):
         """`query_prompt`, `document_prompt`: replace the model's own (prompts.py; "" for
         none); `prompt_name` or `prompt`: what `encode` applies when called without one, in
         place of the model's default prompt; `include_prompt`: whether prompt tokens are
         pooled (default: the model's pooling config); `dim`: keep the first `dim` values of
-        each vector, renormalised (Matryoshka; matryoshka.py); `fastest_for`: what
-        dtype="fastest" is measured on, "batches" (many texts at once) or "queries" (one
-        at a time; dtype_speed.py)."""
+        each vector, renormalised (Matryoshka; matryoshka.py). `dtype`: a name `pick_dtype`
+        takes; "fastest" is resolved before (`searchkit.load_encoder`, encoder_loading.py)."""
         self.path = resolve_model(model)
-        # A folder is recorded by its absolute path, so the index finds it from anywhere.
-        is_folder = model is not None and Path(str(model)).expanduser().exists()
-        self.name = str(self.path) if is_folder else str(model or DEFAULT_MODEL)
+        self.name = model_name(model, self.path)  # a folder by its absolute path
         self.device = pick_device(device)
         if self.device.type == "cpu":
             keep_freed_memory()  # reuse freed pages across ops (cpu_memory.py)
-        if isinstance(dtype, str) and dtype.lower() == FASTEST and self.device.type == "cpu":
-            from .dtype_speed import JOBS, fastest, measured
-
-            if fastest_for not in JOBS:
-                raise bad_value("fastest_for", fastest_for, f"expected {' or '.join(JOBS)}")
-            dtype = fastest(measured(self.name), fastest_for)
         self.dtype = pick_dtype(dtype, self.device)
         self.int8 = isinstance(dtype, str) and dtype.lower() == INT8
         self.config = read_config(self.path)
@@ -377,11 +323,11 @@ class Encoder:
         while start < len(order):
             longest = lengths[order[start]]
             size = max(1, min(len(order) - start, self.batch_tokens // longest))
-            out.append(self._pad(ids, order[start : start + size]))
+            out.append(self.pad(ids, order[start : start + size]))
             start += size
         return out
 
-    def _pad(self, ids: list[list[int]], order: np.ndarray) -> Batch:
+    def pad(self, ids: list[list[int]], order: np.ndarray) -> Batch:
         """The rows `order` of `ids`, padded on the tokenizer's side (`padding_side`). Our
         models count positions from the mask, so the side changes no vector; it matters
         for running a reference model on the same batch."""
@@ -569,13 +515,3 @@ class Encoder:
         """`encode` with the document prompt (`document_prompt`; none if the model has none):
         what an ingest embeds chunks with."""
         return self.encode(texts, progress, what=what, prompt=self.document_prompt)
-
-
-def load_encoder(model: str | Path | None = None, **kwargs) -> Encoder:
-    """Load an encoder by name or folder.
-
-    >>> enc = searchkit.load_encoder("all-MiniLM-L6-v2", device="cpu", dtype="fp32", pooling="mean")
-    >>> enc.encode(["a sentence"]).shape
-    (1, 384)
-    """
-    return Encoder(model, **kwargs)

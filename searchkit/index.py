@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import __version__
-from .build import rebuild, staging_folder
+from .build import numbering, staging_folder, swap_in
 from .distinct import fold
-from .errors import BadInput, IndexCorrupt, IndexNotFound, bad_value
+from .errors import BadInput, IndexCorrupt, IndexNotFound, SearchkitError, bad_value
 from .filters import compile_where
 from .hits import MAX_K, Hit, check_k, check_scores, ranked, to_hits
 from .index_writer import IndexWriter
@@ -44,7 +44,14 @@ from .selection import Selection
 from .settings import CHUNKINGS, IndexOptions, IndexSettings
 from .store.catalog import Catalog
 from .store.commit import segment_rows
-from .store.folder import CATALOG_FILE, folder_error, is_index_file, make_folder, remove_folder
+from .store.folder import (
+    CATALOG_FILE,
+    FolderLock,
+    folder_error,
+    is_index_file,
+    make_folder,
+    remove_folder,
+)
 from .store.segments import Segments
 from .store.vectors import INDEX_TYPES, check_params
 
@@ -169,11 +176,13 @@ class Index:
     def encoder(self) -> Encoder:
         """The encoder for this index: the one it was built with, checked by weight hash."""
         if self._encoder is None:
-            from .encoder import Encoder
+            from .encoder_loading import (
+                load_encoder,  # lazy: torch loads only when an encoder is needed
+            )
 
             self._encoder_from_settings = self.options.model is None
             args = self.options.encoder_args(self.settings if self.exists else IndexSettings())
-            self._encoder = Encoder(args.pop("model"), **args)
+            self._encoder = load_encoder(args.pop("model"), **args)
         if self.exists:
             self.settings.check_encoder(self._encoder.settings(), self.folder)
         return self._encoder
@@ -448,7 +457,27 @@ class Index:
         return is_index_file(path.name) and path.parent in (self.folder.resolve(), self.options.home)
 
     def _rebuild(self, paths: Sequence[str | Path], **ingest_args) -> IngestSummary:
-        summary, self._encoder = rebuild(self, paths, ingest_args, self._encoder)
+        """`ingest(paths, rebuild=True)`: a new index of this class, built with this one's
+        options (`IndexOptions.for_rebuild`: without a model given, the stored model,
+        pooling and layer) and its encoder if one is loaded, then swapped in (build.py)."""
+        with FolderLock(self.folder, "ingest --rebuild"):  # not a writer's: the catalog may be unreadable
+            try:
+                stored = self.settings
+            except SearchkitError:
+                stored = IndexSettings()  # an unreadable catalog: rebuilding is the way out of it
+            encoder = self._encoder
+            own = self.options.model is None and encoder is None
+            options = self.options.for_rebuild(stored, own, self.folder.resolve(), numbering(stored))
+
+            def build(staging: Path) -> tuple[IngestSummary, Encoder]:
+                fresh = type(self)(staging, encoder=encoder, options=options)
+                try:
+                    return fresh.ingest(paths, **ingest_args), fresh.encoder
+                finally:
+                    fresh.close()
+
+            self.close()
+            summary, self._encoder = swap_in(self.folder, build)
         self.forget_vectors()
         return summary
 

@@ -17,33 +17,9 @@ import torch
 from .encoder import Encoder
 from .errors import MissingDependency
 from .images import check_image_path, save_figure
-from .models._common import linear_path, positions_from_mask
-
-# Texts of mixed lengths, so that padding is in play; the last one is longer than
-# ModernBERT's 128-token local window.
-DEFAULT_TEXTS = [
-    "this is a test",
-    "The cat sits outside",
-    "A man is playing guitar",
-    "The new movie is so great",
-    "Do you like pizza?",
-    (
-        "Semantic search ranks documents by meaning rather than by shared words. A query and "
-        "every passage are mapped into the same vector space by an encoder, and the passages "
-        "whose vectors lie closest to the query's are returned first. The quality of the "
-        "answer depends on the encoder, on how documents are split into passages, and on how "
-        "faithfully the implementation reproduces the model it claims to run. Small numerical "
-        "differences, such as padding tokens counted in a mean, or a position index shifted by "
-        "left padding, change vectors silently, so a careful implementation compares itself, "
-        "layer by layer, with a reference. Long inputs matter too: models with local attention "
-        "only let each token see its neighbours within a window, and an implementation that "
-        "treats every layer as global attention agrees with the reference on short texts and "
-        "drifts apart on long ones. This paragraph is long enough to cross such a window, with "
-        "a few more sentences about indexes, catalogs, chunking, tokenizers and the way a "
-        "search engine keeps its vectors and its metadata consistent after a crash, so that a "
-        "search never returns the wrong document with a perfect score."
-    ),
-]
+from .models import linear_path, positions_from_mask
+from .sample_texts import DEFAULT_TEXTS
+from .st_pipeline import compare_pipeline, why_not
 
 # Tolerances per dtype: the largest |Δ| allowed in any hidden state, relative to the
 # reference's largest magnitude when that exceeds 1, and the lowest pooled cosine.
@@ -89,7 +65,7 @@ class ParityReport:
 def load_reference(model_dir: Path):
     """The `transformers` model for the same folder, in fp32 on the CPU."""
     try:
-        import transformers
+        import transformers  # lazy: an optional extra, loaded only to compare
     except ImportError:
         raise MissingDependency(
             "parity needs Hugging Face transformers: pip install 'searchkit[parity]'"
@@ -152,7 +128,7 @@ def compare(
         tolerance=TOLERANCES[encoder.dtype_name],
     )
     # One padded batch for both sides, in the caller's order (so padding is exercised).
-    batch = encoder._pad(ids, np.arange(len(ids)))
+    batch = encoder.pad(ids, np.arange(len(ids)))
     ours = encoder.hidden_states(batch)
     with torch.inference_mode():
         out = reference(**reference_inputs(encoder, batch), output_hidden_states=True)
@@ -178,8 +154,6 @@ def compare(
         d.max_abs <= tol["max_abs"] * max(1.0, d.scale) for d in report.layers
     ) and report.pooled_cosine >= tol["pooled_cosine"]
     if pipeline:
-        from .st_pipeline import compare_pipeline, why_not
-
         report.pipeline_note = why_not(encoder)
         if report.pipeline_note is None:
             report.pipeline = compare_pipeline(encoder, texts)

@@ -94,3 +94,13 @@ def resolve_model(name: str | os.PathLike | None) -> Path:
         return found
     known = ", ".join(available_models()) or "none"
     raise ModelNotFound(f"unknown model {name!r}: not a folder, and not one of the models available offline ({known})")
+
+
+def model_name(model: str | os.PathLike | None, path: Path | None = None) -> str:
+    """What an encoder calls its model (the index records it, `--dtype fastest` caches its
+    figures under it): a folder's absolute path, so the index finds it from anywhere, else
+    the name given (the default model's for None). `path`: `resolve_model(model)`, when
+    the caller has it already."""
+    if model is not None and Path(str(model)).expanduser().exists():
+        return str(path or resolve_model(model))
+    return str(model or DEFAULT_MODEL)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 
 from .errors import BadInput, bad_value
+from .text_checks import check_texts
 
 MODES = ("dense", "lexical", "hybrid")
 RRF_C = 60  # the constant of Cormack et al.; it damps the weight of the very top ranks
@@ -58,8 +59,6 @@ def fts_query(text: str, stopwords: frozenset[str] = STOPWORDS) -> str | None:
         '"error" OR "file" OR "found"'
     """
     if not text.isascii():  # a query that is not valid UTF-8 is refused, not cut to its valid words
-        from .encoder import check_texts
-
         check_texts([text], "query")
     terms = query_terms(text, stopwords)
     if not terms:

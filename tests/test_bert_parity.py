@@ -42,7 +42,7 @@ def test_every_hidden_state_matches_transformers_on_a_padded_batch(minilm, refer
     texts = EIGHT + DEFAULT_TEXTS
     ids = minilm.tokenize(texts)
     assert len({len(x) for x in ids}) > 3  # mixed lengths: padding is exercised
-    batch = minilm._pad(ids, np.arange(len(ids)))
+    batch = minilm.pad(ids, np.arange(len(ids)))
     ours = minilm.hidden_states(batch)
     with torch.inference_mode():
         ref = reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
@@ -56,7 +56,7 @@ def test_every_hidden_state_matches_transformers_on_a_padded_batch(minilm, refer
 def test_fused_path_is_taken_on_the_cpu(minilm):
     if torch.float32 not in _common._onednn_dtypes():
         pytest.skip("this torch build has no oneDNN")
-    batch = minilm._pad(minilm.tokenize(EIGHT), np.arange(len(EIGHT)))
+    batch = minilm.pad(minilm.tokenize(EIGHT), np.arange(len(EIGHT)))
     with torch.profiler.profile() as prof:
         minilm.hidden_states(batch)
     names = [e.name for e in prof.events()]
@@ -83,7 +83,7 @@ def test_the_packed_weight_is_made_once_and_follows_the_weight():
 
 
 def test_a_failing_fused_call_falls_back_to_plain(minilm, monkeypatch):
-    batch = minilm._pad(minilm.tokenize(EIGHT), np.arange(len(EIGHT)))
+    batch = minilm.pad(minilm.tokenize(EIGHT), np.arange(len(EIGHT)))
     monkeypatch.setattr(_common, "_onednn_failed", set())
     monkeypatch.setattr(_common, "_onednn_dtypes", lambda: frozenset())
     plain = minilm.hidden_states(batch)[-1]
@@ -107,7 +107,7 @@ def test_parity_report_passes_and_pooled_cosine(minilm, reference):
 
 
 def test_this_is_a_test_matches_the_published_numbers(minilm):
-    batch = minilm._pad(minilm.tokenize(["this is a test"]), np.arange(1))
+    batch = minilm.pad(minilm.tokenize(["this is a test"]), np.arange(1))
     last = minilm.hidden_states(batch)[-1]
     assert tuple(last.shape) == (1, 6, 384)
     np.testing.assert_allclose(last[0, 0, :3].numpy(), [-0.0058, -0.1078, -0.0312], atol=1e-4)
@@ -146,7 +146,7 @@ def test_matches_sentence_transformers_pooling_definition(minilm, reference):
 
 def test_cls_pooling_and_no_normalize(minilm):
     enc = Encoder("all-MiniLM-L6-v2", device="cpu", dtype="fp32", pooling="cls", normalize=False)
-    batch = enc._pad(enc.tokenize(["this is a test"]), np.arange(1))
+    batch = enc.pad(enc.tokenize(["this is a test"]), np.arange(1))
     cls = enc.hidden_states(batch)[-1][0, 0].numpy()
     np.testing.assert_allclose(enc.encode(["this is a test"])[0], cls, atol=1e-6)
     assert abs(np.linalg.norm(cls) - 1) > 0.1  # really not normalised

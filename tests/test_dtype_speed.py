@@ -7,7 +7,7 @@ import pytest
 
 from searchkit import dtype_speed
 from searchkit.dtype_speed import DtypeSpeed, fastest
-from searchkit.encoder import Encoder
+from searchkit.encoder_loading import load_encoder
 from searchkit.errors import BadInput
 
 
@@ -95,7 +95,7 @@ real_measure = dtype_speed.measure
 def test_the_probe_takes_more_passes_until_its_figures_settle(monkeypatch):
     # int8's passes run 3.0, 1.0, 2.0, then 1.05 s: not steady until its two fastest agree.
     script = _ScriptedEncoders({"fp32": [2.0] * 9, "bf16": [1.5] * 9, "int8": [3.0, 1.0, 2.0, 1.05, 9, 9, 9, 9, 9]})
-    monkeypatch.setattr("searchkit.encoder.Encoder", script.Encoder)
+    monkeypatch.setattr(dtype_speed, "Encoder", script.Encoder)
     speeds = {s.dtype: s for s in script.measure("m", texts=["a", "b"])}
     assert script.passes["fp32"] == 1 + 4  # warm-up + 4 timed rounds, not the default 3
     assert all(s.steady for s in speeds.values())
@@ -108,7 +108,7 @@ def test_passes_that_shared_the_cpu_do_not_count(monkeypatch):
     # and steady, they would make int8 look 3x fp32. The probe waits for passes that count.
     busy = (3.0, 0.5)
     script = _ScriptedEncoders({"fp32": [busy, busy, 1.0, 1.0] + [1.0] * 5, "bf16": [0.9] * 9, "int8": [0.95] * 9})
-    monkeypatch.setattr("searchkit.encoder.Encoder", script.Encoder)
+    monkeypatch.setattr(dtype_speed, "Encoder", script.Encoder)
     speeds = {s.dtype: s for s in script.measure("m", texts=["a", "b"])}
     assert script.passes["fp32"] == 1 + 4 and speeds["fp32"].steady
     assert speeds["fp32"].tokens_per_s == pytest.approx(8 / 1.0)
@@ -139,7 +139,7 @@ def test_figures_that_never_settle_are_not_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("SEARCHKIT_CACHE_DIR", str(tmp_path))
     # bf16's passes keep slowing down (a job starting beside the probe): no two agree.
     script = _ScriptedEncoders({"fp32": [2.0] * 9, "bf16": [2.0 ** -i for i in range(9)][::-1], "int8": [1.0] * 9})
-    monkeypatch.setattr("searchkit.encoder.Encoder", script.Encoder)
+    monkeypatch.setattr(dtype_speed, "Encoder", script.Encoder)
     monkeypatch.setattr(dtype_speed, "measure", script.measure)
     speeds = {s.dtype: s for s in dtype_speed.measured("m")}
     assert script.passes["fp32"] == 1 + dtype_speed.MAX_PASSES  # it waited as long as it may
@@ -151,7 +151,7 @@ def test_figures_that_never_settle_are_not_cached(tmp_path, monkeypatch):
 def test_a_cpu_busy_throughout_is_not_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("SEARCHKIT_CACHE_DIR", str(tmp_path))
     script = _ScriptedEncoders({d: [(1.0, 0.55)] * 9 for d in ("fp32", "bf16", "int8")})
-    monkeypatch.setattr("searchkit.encoder.Encoder", script.Encoder)
+    monkeypatch.setattr(dtype_speed, "Encoder", script.Encoder)
     monkeypatch.setattr(dtype_speed, "measure", script.measure)
     speeds = dtype_speed.measured("m")
     assert not any(s.steady for s in speeds) and fastest(speeds) == "fp32"
@@ -164,7 +164,7 @@ def test_fastest_measures_once_per_host_and_model(tmp_path, monkeypatch, small_b
     # what this test checks (the cache) does not hang on the machine's noise.
     monkeypatch.setattr(dtype_speed, "STEADY", float("inf"))
     monkeypatch.setattr(dtype_speed, "MIN_CPU_SHARE", 0.0)
-    enc = Encoder(small_bert, device="cpu", dtype="fastest")
+    enc = load_encoder(small_bert, device="cpu", dtype="fastest")
     cached = json.loads((tmp_path / "cache" / "cpu-dtype-speed.json").read_text())
     (key, rows), = cached.items()
     assert dtype_speed.cpu_model() in key and str(small_bert) in key
@@ -177,16 +177,16 @@ def test_fastest_measures_once_per_host_and_model(tmp_path, monkeypatch, small_b
         raise AssertionError("measured again despite the cache")
 
     monkeypatch.setattr(dtype_speed, "measure", no_measuring)
-    assert Encoder(small_bert, device="cpu", dtype="fastest").dtype_name == enc.dtype_name
-    for_queries = Encoder(small_bert, device="cpu", dtype="fastest", fastest_for="queries")
+    assert load_encoder(small_bert, device="cpu", dtype="fastest").dtype_name == enc.dtype_name
+    for_queries = load_encoder(small_bert, device="cpu", dtype="fastest", fastest_for="queries")
     assert for_queries.dtype_name == fastest([DtypeSpeed(**r) for r in rows], "queries")
     with pytest.raises(BadInput, match="fastest_for"):
-        Encoder(small_bert, device="cpu", dtype="fastest", fastest_for="documents")
+        load_encoder(small_bert, device="cpu", dtype="fastest", fastest_for="documents")
     old = {key: [{k: v for k, v in r.items() if k != "query_ms"} for r in rows]}  # a cache from before queries were timed
     (tmp_path / "cache" / "cpu-dtype-speed.json").write_text(json.dumps(old))
     assert not dtype_speed.is_cached(str(small_bert))
     with pytest.raises(AssertionError, match="measured again"):
-        Encoder(small_bert, device="cpu", dtype="fastest")
+        load_encoder(small_bert, device="cpu", dtype="fastest")
     (tmp_path / "cache" / "cpu-dtype-speed.json").write_text("not json")  # a broken cache is measured anew
     with pytest.raises(AssertionError, match="measured again"):
-        Encoder(small_bert, device="cpu", dtype="fastest")
+        load_encoder(small_bert, device="cpu", dtype="fastest")

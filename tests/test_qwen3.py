@@ -136,7 +136,7 @@ def test_encoder_follows_the_tokenizer_files(enc):
     assert (enc.padding_side, enc.pooling, enc.special_tokens, enc.max_length) == ("left", "lasttoken", 1, 512)
     ids = enc.tokenize(["Hello.", long_text(20_000)])
     assert ids[0][-1] == EOS and len(ids[1]) == 512 and ids[1][-1] == EOS
-    b = enc._pad(ids, np.arange(2))
+    b = enc.pad(ids, np.arange(2))
     assert b.attention_mask[0, -1] == 1 and b.attention_mask[0, 0] == 0  # left padding
     assert b.input_ids[0, -1] == EOS
 

@@ -31,11 +31,11 @@ from .group import main
 @handle_errors
 def embed(texts, model, pooling, device, dtype, layer, no_normalize, as_json, dim, prompt_name, prompt):
     """Print the embedding vector of each TEXT (`-`: each line of standard input, blank ones skipped)."""
-    from ..encoder import Encoder
+    from ..encoder_loading import load_encoder
 
     texts = _with_stdin(texts)  # before seconds of loading the model
-    enc = Encoder(model, pooling=pooling, device=device, dtype=dtype, layer=layer, normalize=not no_normalize,
-                  dim=dim, prompt_name=prompt_name, prompt=prompt)
+    enc = load_encoder(model, pooling=pooling, device=device, dtype=dtype, layer=layer, normalize=not no_normalize,
+                       dim=dim, prompt_name=prompt_name, prompt=prompt)
     vectors = enc.encode(list(texts))
     if as_json:
         emit_json({"model": enc.name, "dim": enc.dim, "embeddings": vectors.tolist()})
@@ -72,11 +72,12 @@ def similarity(texts, model, pooling, device, dtype, metric, all_metrics, pairs_
     similarity --pairs FILE.tsv   every pair of a file, and metrics when it has labels
     similarity --matrix TEXT...   every text against every other
     """
-    from ..encoder import Encoder
+    from ..encoder_loading import load_encoder
     from ..similarity import METRICS, compare
 
     job = _similarity_job(texts, pairs_file, as_matrix, all_metrics)  # reads stdin or the file first
-    enc = Encoder(model, pooling=pooling, device=device, dtype=dtype, dim=dim, prompt_name=prompt_name, prompt=prompt)
+    enc = load_encoder(model, pooling=pooling, device=device, dtype=dtype, dim=dim, prompt_name=prompt_name,
+                       prompt=prompt)
     if job is not None:
         (_show_matrix if as_matrix else _show_pairs)(enc, job, metric, as_json)
         return

@@ -25,12 +25,12 @@ from .group import main
 def parity(model, texts, device, dtype, plot_path, as_json, dim):
     """Prove our encoder equal to Hugging Face transformers, layer by layer (and its final
     query and document vectors equal to sentence-transformers', where that is installed)."""
-    from ..encoder import Encoder
+    from ..encoder_loading import load_encoder
     from ..parity import check_plot_path, compare, load_reference, plot
 
     if plot_path:
         check_plot_path(plot_path)  # before seconds of loading and comparing, not after
-    enc = Encoder(model, device=device, dtype=dtype, dim=dim)
+    enc = load_encoder(model, device=device, dtype=dtype, dim=dim)
     report = compare(enc, list(texts) or None, reference=load_reference(enc.path), pipeline=True)
     if plot_path:
         plot(report, plot_path)

@@ -20,7 +20,12 @@ from safetensors.torch import load_file
 from ..errors import ModelLoadError
 from ..model_files import read_json_object
 from . import int8 as int8_ops
-from ._common import Dense, limit_packing, load_strict
+from ._common import Dense, limit_packing, linear_path, load_strict, positions_from_mask
+
+# What other parts of searchkit may use of the models' helpers (models/_common.py stays private):
+# how the linear layers run on a device and dtype, and the position ids of a padded batch.
+__all__ = ["ARCHITECTURES", "architecture", "linear_path", "load_model", "positions_from_mask", "read_config",
+           "read_weights", "weight_files"]
 
 # model_type -> module name. Derivatives that share BERT's layout map to it.
 ARCHITECTURES = {
