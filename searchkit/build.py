@@ -1,46 +1,14 @@
-"""Making an index folder: a new catalog, made whole before it appears, and `--rebuild`,
-which builds a whole new index beside the old one and swaps the two."""
+"""`--rebuild`'s folder work: a whole new index is built in a sibling folder (`staging_folder`),
+going on from the old one's numbering (`numbering`), and swapped in (`swap_in`).
+`Index._rebuild` (index.py) drives it; a new catalog is store/create.py's."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .errors import SearchkitError
 from .settings import IndexSettings
-from .store.catalog import Catalog
-from .store.folder import CATALOG_FILE, FolderLock, carry_over, exchange, remove_folder, stale_files
-from .store.vectors import fsync_dir
-
-if TYPE_CHECKING:
-    from .encoder import Encoder
-    from .index import Index
-    from .ingest import IngestSummary
-
-
-def create_catalog(folder: Path, settings: IndexSettings) -> None:
-    """A new catalog holding `settings`: schema and settings are written to
-    `catalog.db.new`, which is then renamed into place. So a `catalog.db` always holds its
-    settings, and a crash while creating leaves no index rather than half of one."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (CATALOG_FILE + ".new")
-    for path in stale_files(folder, set()):
-        path.unlink(missing_ok=True)
-    catalog = Catalog(tmp, create=True)
-    try:
-        with catalog.db.atomic():
-            catalog.put_settings(settings.to_stored())
-    except BaseException:
-        catalog.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    catalog.close()  # the last connection: SQLite checkpoints the WAL into the file
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, folder / CATALOG_FILE)
-    fsync_dir(folder)
+from .store.folder import carry_over, exchange, remove_folder
 
 
 def staging_folder(folder: Path) -> Path:
@@ -73,28 +41,3 @@ def swap_in(folder: Path, build: Callable[[Path], object]) -> object:
     finally:
         remove_folder(staging)  # the old index once swapped, else the unfinished new one
     return result
-
-
-def rebuild(index: Index, paths: Sequence[str | Path], ingest_args: dict,
-            encoder: Encoder | None) -> tuple[IngestSummary, Encoder | None]:
-    """`index.ingest(paths, rebuild=True)`: a new index of the same class, built with
-    `index`'s options (`IndexOptions.for_rebuild`: without a model given, the stored model,
-    pooling and layer) and `encoder` if one is loaded, then swapped in. Returns its summary
-    and the encoder it used."""
-    with FolderLock(index.folder, "ingest --rebuild"):  # not a writer's: the catalog may be unreadable
-        try:
-            stored = index.settings
-        except SearchkitError:
-            stored = IndexSettings()  # an unreadable catalog: rebuilding is the way out of it
-        own = index.options.model is None and encoder is None
-        options = index.options.for_rebuild(stored, own, index.folder.resolve(), numbering(stored))
-
-        def build(staging: Path):
-            fresh = type(index)(staging, encoder=encoder, options=options)
-            try:
-                return fresh.ingest(paths, **ingest_args), fresh.encoder
-            finally:
-                fresh.close()
-
-        index.close()
-        return swap_in(index.folder, build)

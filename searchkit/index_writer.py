@@ -17,47 +17,29 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .build import create_catalog
-from .ingest import PreparedFile
+from .ingest_records import CommitCounts, PreparedFile, StagedFile
 from .settings import IndexSettings
 from .store.catalog import Catalog
 from .store.commit import commit, crash_point, segment_rows
+from .store.create import create_catalog
 from .store.folder import CATALOG_FILE, FolderLock, remove_folder, stale_files
 from .store.segments import Segments, plan_merges
 from .store.staging import Staging
-
-if TYPE_CHECKING:
-    from .ingest_stream import StagedFile
 
 # load(broken) -> the committed segments (Index.load_vectors, which knows the parameters);
 # given a list, segments that cannot be read are left out and listed there (repair)
 LoadFn = Callable[[list | None], Segments]
 
 
-@dataclass
-class CommitCounts:
-    """What one commit (and the merges after it) changed."""
-
-    generation: int = 0
-    chunks_added: int = 0
-    chunks_removed: int = 0
-    files_added: int = 0
-    files_updated: int = 0
-    merges: int = 0
-    problems: list[str] = field(default_factory=list)  # records skipped inside the files added
-
-
 class IndexWriter:
     """Pending changes to an index folder, committed one generation at a time.
 
     `catalog()` opens the folder's catalog; `new`: the settings to create it with when
-    there is none yet (created under the lock, whole or not at all: build.py). `load`
+    there is none yet (created under the lock, whole or not at all: store/create.py). `load`
     reads the committed segments; `keep_broken`: leave out segments that cannot be read,
     listed in `broken` (`verify --repair` drops them). `staging`: the sibling folder an
     unfinished `--rebuild` may have left, swept too.
@@ -86,7 +68,7 @@ class IndexWriter:
         self._lock.__enter__()
         try:
             if self._new is not None and not (self.folder / CATALOG_FILE).is_file():
-                create_catalog(self.folder, self._new)
+                create_catalog(self.folder, self._new.to_stored())
             self.catalog = self._open_catalog()
             self.staging = Staging(self.catalog)
             self.sweep()

@@ -18,17 +18,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .chunking import Chunk, chunk_texts, whole_chunks
+from .documents import Document
 from .errors import BadInput
 from .filetypes import suffix_of, type_of
 from .hashing import chunk_hash, sha256_file
+from .ingest_records import Batch, CommitCounts, FileState, IngestSink, PreparedFile
 from .ingest_stream import KnownVectors, StreamStages, stream_file, streams
 from .positions import locate
-from .readers import Document, SkipFile, printable, read_file, walk_found
+from .readers import SkipFile, printable, read_file, walk_found
 from .selection import SELECTION_REASONS, Selection
 
 if TYPE_CHECKING:
-    from .index_writer import CommitCounts, IndexWriter
-    from .settings import IndexSettings
+    from .settings import IndexSettings  # annotations only: settings loads faiss (store/vectors.py)
 
 # Skip reasons that say what a file's content now is: a file that had chunks and is now
 # one of these has changed, so its old chunks go. The other reasons (permission denied,
@@ -48,18 +49,6 @@ STREAM_BYTES = 2**20
 
 
 @dataclass
-class FileState:
-    """A file found on disk, compared with what the catalog holds for its path."""
-
-    path: Path
-    size: int
-    mtime: float
-    sha256: str | None = None  # filled when the file has to be compared by content
-    old_id: int | None = None  # the catalog's file id when the path is known
-    found_as: str | None = None  # the path the walk met it at, before symlinks were followed
-
-
-@dataclass
 class Scan:
     new: list[FileState] = field(default_factory=list)
     changed: list[FileState] = field(default_factory=list)
@@ -68,21 +57,6 @@ class Scan:
     removed: list[dict] = field(default_factory=list)  # catalog rows of files gone or emptied
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     seen: int = 0
-
-
-@dataclass
-class PreparedFile:
-    """A file read and chunked, ready to embed: catalog rows without ids yet."""
-
-    state: FileState
-    reader: str
-    documents: list[dict]  # {key, title, text, meta}
-    chunks: list[list[dict]]  # per document: {ordinal, start, end, text, page, line_start, line_end}
-    problems: list[str]
-
-    @property
-    def chunk_count(self) -> int:
-        return sum(len(c) for c in self.chunks)
 
 
 def roots_of(paths: Sequence[str | Path]) -> list[Path]:
@@ -305,17 +279,6 @@ class Limits:
     stream_bytes: int = STREAM_BYTES
 
 
-@dataclass
-class Batch:
-    """Files prepared together, to be embedded in one call."""
-
-    files: list[PreparedFile]
-    skipped: list[tuple[str, str]]  # (path, reason)
-    emptied: list[int]  # catalog ids of changed files that are no longer text: their chunks go
-    bytes_done: int  # of the files to prepare, bytes read up to the end of this batch
-    reused: int = 0  # chunks whose vectors the index held (`embed`'s `known`), not embedded
-
-
 def batches(todo: Sequence[FileState], tokenizer, max_tokens: int | None, overlap: int | None,
             embed_chunks: int, max_bytes: int = MAX_FILE_BYTES) -> Iterator[Batch]:
     """The files of `todo` prepared, in batches of at least `embed_chunks` chunks (the
@@ -352,7 +315,7 @@ Pipeline = Callable[[list[FileState], "IndexSettings"], Iterator[tuple[Batch, "n
 
 
 def local_pipeline(tokenizer, encode: Callable[[list[str]], np.ndarray], limits: Limits,
-                   writer: IndexWriter | None = None) -> Pipeline:
+                   writer: IngestSink | None = None) -> Pipeline:
     """The prepare and embed stages in this process. With the `writer`, a changed file's
     chunks whose text the index already holds take that vector instead of being embedded."""
     def known(f: PreparedFile) -> dict[str, np.ndarray]:
@@ -371,7 +334,7 @@ def local_pipeline(tokenizer, encode: Callable[[list[str]], np.ndarray], limits:
     return stages
 
 
-def run(writer: IndexWriter, paths: Sequence[str | Path], pipeline: Pipeline, limits: Limits, prune: bool = False,
+def run(writer: IngestSink, paths: Sequence[str | Path], pipeline: Pipeline, limits: Limits, prune: bool = False,
         ignore: Callable[[Path], bool] | None = None,
         progress: Callable[[int, int, int], None] | None = None,
         selection: Selection | None = None, stream: StreamStages | None = None) -> IngestSummary:
@@ -429,7 +392,7 @@ def run(writer: IndexWriter, paths: Sequence[str | Path], pipeline: Pipeline, li
     return summary
 
 
-def _stream_one(writer: IndexWriter, state: FileState, stream: StreamStages, summary: IngestSummary,
+def _stream_one(writer: IngestSink, state: FileState, stream: StreamStages, summary: IngestSummary,
                 progress: Callable[[int, int, int], None] | None, done_bytes: int, total: int) -> None:
     """One big file staged in parts, then committed whole (or skipped, as `prepare` would)."""
     base = summary.chunks_added
@@ -458,7 +421,7 @@ def _stream_one(writer: IndexWriter, state: FileState, stream: StreamStages, sum
     summary.count(writer.commit())
 
 
-def _drop_stale_staging(writer: IndexWriter, paths: Sequence[str | Path], streaming: set[str]) -> None:
+def _drop_stale_staging(writer: IngestSink, paths: Sequence[str | Path], streaming: set[str]) -> None:
     """Forget what stopped ingests staged for files this run will not stream: gone from
     disk, or under its paths and not (or no longer) to be ingested in parts."""
     roots = roots_of(paths)

@@ -16,24 +16,21 @@ the chunks around it. The finished file becomes searchable in one commit
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import chunk_stream
 from .chunking import chunk_texts
+from .documents import Document
 from .errors import SkipFile
 from .filetypes import suffix_of, type_of
 from .hashing import chunk_hash
+from .ingest_records import FileState, IngestSink, StagedFile
 from .positions import locate
-from .readers import Document, markdown_title, rst_title
+from .readers import markdown_title, rst_title
 from .text_stream import TextStream
-
-if TYPE_CHECKING:
-    from .index_writer import IndexWriter
-    from .ingest import FileState
 
 READ_BLOCK_BYTES = 1 << 16  # well under a window: the window, not the read, bounds what is tokenized at once
 STREAMED_READERS = ("plain", "markdown", "rst")  # one document whose text is the file's
@@ -62,20 +59,7 @@ class StreamStages:
     progress: Callable[[int, int], None] | None = None
 
 
-@dataclass
-class StagedFile:
-    """A file staged whole, ready for the commit that makes it visible."""
-
-    state: FileState
-    reader: str
-    attempt: int
-    chunk_count: int
-    embedded: int = 0  # chunks embedded by this run
-    reused: int = 0  # chunks whose vector the index already held
-    problems: list[str] = field(default_factory=list)
-
-
-def stream_file(writer: IndexWriter, state: FileState, stages: StreamStages) -> StagedFile:
+def stream_file(writer: IngestSink, state: FileState, stages: StreamStages) -> StagedFile:
     """Read, chunk, embed and stage one file; `SkipFile` when it turns out not to be text
     (its staged rows are dropped then). The writer's lock is held throughout."""
     staging, path = writer.staging, str(state.path)
@@ -139,7 +123,7 @@ def _rows(path: Path, window) -> list[dict]:
     return rows
 
 
-def _flush(writer: IndexWriter, staged: StagedFile, cache: KnownVectors, stages: StreamStages, rows: list[dict],
+def _flush(writer: IngestSink, staged: StagedFile, cache: KnownVectors, stages: StreamStages, rows: list[dict],
            texts: list[tuple[int, str]], stream: TextStream) -> None:
     """Vectors for `rows` (known ones taken, the rest embedded), staged with the text
     pieces in one transaction."""
@@ -180,7 +164,7 @@ class KnownVectors:
     attempts, or committed with the file's current version (read from exact segments
     only: an IVF-PQ segment's vectors come back approximate)."""
 
-    def __init__(self, writer: IndexWriter, attempts: list[int], old_id: int | None):
+    def __init__(self, writer: IngestSink, attempts: list[int], old_id: int | None):
         self.writer = writer
         self.staged = writer.staging.hashes(attempts) if attempts else {}
         exact = "ivfpq" not in writer.vectors.kinds

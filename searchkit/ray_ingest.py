@@ -24,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BadInput, bad_value
-from .ingest import Batch, FileState, PreparedFile, content_reason, prepare
+from .errors import BadInput, ModelMismatch, bad_value
+from .ingest import content_reason, prepare
+from .ingest_records import Batch, FileState, PreparedFile
+from .resolve import resolve_model
 
 INSTALL_HINT = "pip install 'searchkit[ray]'"
 # For the worker-kill test (tests/test_ray.py), inert unless set: each embedding actor
@@ -38,7 +40,7 @@ FILES_PER_EMBED = 64
 
 
 def import_ray():
-    try:
+    try:  # lazy: Ray is an optional extra, loaded only for --ray
         import ray
         import ray.data  # noqa: F401
     except ImportError:
@@ -147,8 +149,7 @@ def quiet_ray_logs() -> None:
 
 @functools.lru_cache(maxsize=4)
 def _tokenizer(model: str):
-    from .encoder import load_tokenizer
-    from .resolve import resolve_model
+    from .encoder import load_tokenizer  # lazy: torch stays out of `import searchkit.index`
 
     return load_tokenizer(resolve_model(model))
 
@@ -171,10 +172,9 @@ class EmbedFiles:
     """Ray actor: the encoder, loaded once; embeds the chunks of batches of prepared files."""
 
     def __init__(self, encoder_args: dict, weights_sha256: str, threads: int):
-        import torch
+        import torch  # lazy: only a Ray actor loads torch and the encoder, not the driver's import
 
         from .encoder import Encoder
-        from .errors import ModelMismatch
 
         torch.set_num_threads(max(1, threads))
         self.encoder = Encoder(encoder_args.pop("model"), **encoder_args)
@@ -218,7 +218,7 @@ def pipeline(ray, options: RayOptions, encoder, max_bytes: int):
     def run(todo: list[FileState], settings) -> Iterator[tuple[Batch, np.ndarray | None]]:
         if not todo:
             return
-        import ray.data
+        import ray.data  # lazy: as in import_ray
         from ray.data import ActorPoolStrategy
 
         ctx = ray.data.DataContext.get_current()

@@ -6,6 +6,7 @@ so `repair` rebuilds what disagrees with it and never drops a document.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -13,6 +14,7 @@ import numpy as np
 from .errors import SearchkitError
 from .hashing import sha256_file
 from .index import Index
+from .store.staging import Staging
 from .store.vectors import DAMAGED
 
 DAMAGED_CATALOG = "damaged SQLite file"
@@ -139,8 +141,6 @@ def _note_staged(catalog, report: VerifyReport) -> None:
     next ingest of their path (store/staging.py)."""
     if catalog.readonly and "staged_files" not in catalog.db.table_names():
         return  # made before staging existed
-    from .store.staging import Staging
-
     staged = Staging(catalog).paths()
     if staged:
         report.counts["staged_chunks"] = sum(staged.values())
@@ -151,8 +151,6 @@ def _note_staged(catalog, report: VerifyReport) -> None:
 
 def _verify_fts(catalog, report: VerifyReport) -> None:
     """The full-text index holds one row per chunk, and its terms match the chunks' text."""
-    import sqlite3
-
     try:
         report.counts["fts_rows"] = fts = catalog.fts_count()
         if fts != report.counts["chunks"]:
