@@ -42,6 +42,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check searchkit tests bench
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
@@ -49,6 +50,7 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check searchkit tests bench
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) index/*.db index/*.faiss
