@@ -22,7 +22,7 @@ from .chunking import Chunk
 WINDOW_CHARS = 1 << 18  # 256 Ki characters: a few hundred chunks of a 256-token model
 
 # The last chunks of a window may have been cut where the window ends rather than where
-# the text would have them end: this many are always made again with the next window.
+# the text would have them end: at least this many are made again with the next window.
 UNSURE_CHUNKS = 2
 
 
@@ -41,11 +41,12 @@ class Window:
     lookahead: str = ""
 
 
-def stream_chunks(pieces: Iterable[str], chunk: Callable[[str], list[Chunk]],
+def stream_chunks(pieces: Iterable[str], chunk: Callable[[str, int], list[Chunk]],
                   window_chars: int = WINDOW_CHARS) -> Iterator[Window]:
-    """Windows of the text that `pieces` spell out, each with its final chunks. `chunk(text)`
-    chunks one window (offsets into it); it must be deterministic."""
-    buf, start, lines_before, ordinal = "", 0, 0, 0
+    """Windows of the text that `pieces` spell out, each with its final chunks.
+    `chunk(text, ends_after)` chunks one window (offsets into it), its first chunk ending
+    past character `ends_after` (where the chunk before it ended: `chunk_texts`)."""
+    buf, start, lines_before, ordinal, after = "", 0, 0, 0, 0
     pieces = iter(pieces)
     done = False
     while not done:
@@ -55,11 +56,16 @@ def stream_chunks(pieces: Iterable[str], chunk: Callable[[str], list[Chunk]],
                 done = True
                 break
             buf += piece
-        made = chunk(buf)
+        made = chunk(buf, after)
         if done:
             keep, advance = made, len(buf)
         elif len(made) > UNSURE_CHUNKS:
+            # The last chunks, and any ending in the window's last eighth, are made again:
+            # a token cut by the window's end can sway a cut a few chunks back (long runs
+            # of one character, as in a table's rules, are few tokens but many characters).
             keep = made[: len(made) - UNSURE_CHUNKS]
+            settled = [c for c in keep if c.end <= len(buf) - len(buf) // 8]
+            keep = settled or keep
             advance = made[len(keep)].start
         elif not made:
             keep, advance = [], len(buf)  # only whitespace so far: nothing to make again
@@ -72,5 +78,6 @@ def stream_chunks(pieces: Iterable[str], chunk: Callable[[str], list[Chunk]],
         yield Window(start, buf[:advance], [Chunk(ordinal + i, start + c.start, start + c.end, c.text)
                                             for i, c in enumerate(keep)], lines_before, buf[advance:reach])
         ordinal += len(keep)
+        after = max(0, keep[-1].end - advance) if keep else 0
         lines_before += buf.count("\n", 0, advance)
         buf, start = buf[advance:], start + advance

@@ -30,6 +30,7 @@ the chunks are re-tokenized in one batch and the few that come out too long are 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -81,10 +82,14 @@ def chunk_text(text: str, tokenizer, max_tokens: int, overlap: int) -> list[Chun
 
 
 def chunk_texts(
-    texts: Sequence[str], tokenizer, max_tokens: int, overlap: int, *, line_oriented: bool = False
+    texts: Sequence[str], tokenizer, max_tokens: int, overlap: int, *, line_oriented: bool = False,
+    ends_after: Sequence[int] | None = None,
 ) -> list[list[Chunk]]:
     """`chunk_text` for many texts at once; tokenization runs in parallel (`encode_batch`).
-    `line_oriented`: cut at line ends (see the module docstring).
+    `line_oriented`: cut at line ends (see the module docstring). `ends_after[i]`: text i
+    continues a longer one whose previous chunk ended at that character of it (0: none),
+    so its first chunk must end past there, as every chunk after the first must
+    (chunk_stream.py makes a long text's chunks a window at a time).
 
         >>> [len(cs) for cs in chunk_texts(["A short one.", "  ", "word " * 100], tok, 32, 4)]
         [1, 0, 4]
@@ -102,12 +107,15 @@ def chunk_texts(
     stable = _cuts_are_stable(tokenizer)
     to_check: list[int] = []
     for i, enc in zip(todo, encodings):
-        result[i], forced = _chunk_encoding(texts[i], enc, max_tokens, overlap, line_oriented=line_oriented)
+        after = ends_after[i] if ends_after else 0
+        result[i], forced = _chunk_encoding(texts[i], enc, max_tokens, overlap, line_oriented=line_oriented,
+                                            ends_after=after)
         if forced or not stable:
             to_check.append(i)
     if to_check:
         by_text = dict(zip(todo, encodings))
-        _recut_overlong(texts, result, by_text, to_check, tokenizer, max_tokens, overlap, line_oriented)
+        _recut_overlong(texts, result, by_text, to_check, tokenizer, max_tokens, overlap, line_oriented,
+                        ends_after)
     return result
 
 
@@ -149,7 +157,8 @@ def _cuts_are_stable(tokenizer) -> bool:
     )
 
 
-def _recut_overlong(texts, result, encodings, to_check, tokenizer, max_tokens, overlap, line_oriented) -> None:
+def _recut_overlong(texts, result, encodings, to_check, tokenizer, max_tokens, overlap, line_oriented,
+                    ends_after=None) -> None:
     """Re-tokenize the chunks of the documents in `to_check`; chunk again, checking every
     window, the documents with a chunk over `max_tokens`."""
     flat = [(i, c.text) for i in to_check for c in result[i]]
@@ -160,17 +169,18 @@ def _recut_overlong(texts, result, encodings, to_check, tokenizer, max_tokens, o
         return len(tokenizer.encode(s, add_special_tokens=False).ids)
 
     for i in overlong:
-        result[i], _ = _chunk_encoding(texts[i], encodings[i], max_tokens, overlap, count, line_oriented)
+        result[i], _ = _chunk_encoding(texts[i], encodings[i], max_tokens, overlap, count, line_oriented,
+                                       ends_after[i] if ends_after else 0)
 
 
 def _chunk_encoding(
     text: str, enc, max_tokens: int, overlap: int, count: Callable[[str], int] | None = None,
-    line_oriented: bool = False,
+    line_oriented: bool = False, ends_after: int = 0,
 ) -> tuple[list[Chunk], bool]:
     """Chunks of one encoded text, and whether a cut fell inside a word.
 
     With `count` (a re-tokenizing token counter) every window is checked and shortened
-    until its text fits in `max_tokens`."""
+    until its text fits in `max_tokens`. `ends_after`: see `chunk_texts`."""
     offsets = enc.offsets
     n = len(offsets)
     if n == 0:
@@ -179,7 +189,10 @@ def _chunk_encoding(
     tail = max(1, int(max_tokens * (LINE_TAIL_FRACTION if line_oriented else TAIL_FRACTION)))
     chunks: list[Chunk] = []
     forced = False
-    start = prev_end = 0
+    start = 0
+    # The token after the previous chunk (of the longer text this one continues): the
+    # first token that starts at or past `ends_after`.
+    prev_end = bisect_left([o[0] for o in offsets], ends_after) if ends_after > 0 else 0
     while True:
         limit = min(n, start + max_tokens)
         while True:

@@ -96,9 +96,9 @@ def stream_file(writer: IngestSink, state: FileState, stages: StreamStages) -> S
 
 
 def _chunker(stages: StreamStages, line_oriented: bool):
-    def chunk(text: str):
+    def chunk(text: str, ends_after: int):
         return chunk_texts([text], stages.tokenizer, stages.max_tokens, stages.overlap,
-                           line_oriented=line_oriented)[0]
+                           line_oriented=line_oriented, ends_after=[ends_after])[0]
     return chunk
 
 

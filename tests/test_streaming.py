@@ -9,6 +9,7 @@ cut out of MiniLM (same tokenizer, so the same chunks), so that they run in seco
 import codecs
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -28,11 +29,12 @@ from searchkit.cli import main
 from searchkit.errors import SkipFile
 from searchkit.text_stream import TextStream, decode_bytes
 
+PYDOC = Path(__file__).resolve().parents[1] / "corpora" / "pydoc-topics"
+
 
 def scifact_text(records: int) -> str:
-    """Real prose: the first `records` SciFact abstracts, a title line and a paragraph each."""
-    from pathlib import Path
-
+    """Real prose: the first `records` SciFact abstracts, a title line and a paragraph each
+    (the pydoc topics where shared/ is not beside the checkout)."""
     path = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact" / "corpus.jsonl"
     if not path.is_file():
         path = Path(__file__).resolve().parents[1] / "corpora" / "pydoc-topics"
@@ -107,8 +109,8 @@ def tokenizer(minilm):
 def test_streamed_chunks_are_the_document_s_and_do_not_depend_on_the_reads(tokenizer):
     text = scifact_text(120)
 
-    def chunk(t):
-        return chunk_texts([t], tokenizer, 64, 8)[0]
+    def chunk(t, ends_after=0):
+        return chunk_texts([t], tokenizer, 64, 8, ends_after=[ends_after])[0]
 
     def pieces(size):
         return (text[i:i + size] for i in range(0, len(text), size))
@@ -123,8 +125,12 @@ def test_streamed_chunks_are_the_document_s_and_do_not_depend_on_the_reads(token
     # Windows start where a chunk starts, so the reads' sizes change nothing ...
     other = [c for w in stream_chunks(pieces(777), chunk, window_chars=20000) for c in w.chunks]
     assert other == chunks
-    # ... and here, neither does windowing: the chunks are the whole text's.
+    # ... nor does windowing: the chunks are the whole text's, here and with the
+    # repository's own corpus (rst tables: long runs of one character at window ends).
     assert chunks == chunk(text)
+    pydoc = "\n\n".join(p.read_text(encoding="utf-8") for p in sorted(PYDOC.glob("*.txt")))
+    assert [c for w in stream_chunks((pydoc[i:i + 5000] for i in range(0, len(pydoc), 5000)), chunk, 20000)
+            for c in w.chunks] == chunk(pydoc)
 
 
 # ---------------------------------------------------------------------------- ingest
@@ -246,8 +252,9 @@ def test_a_killed_big_file_resumes_and_small_files_were_not_held_back(tmp_path, 
     # ... and the re-run embeds only what had not been staged.
     result = invoke(*streamed(corpus, index, small_bert, "--embed-chunks", "128"))
     summary = json.loads(result.stdout)
-    assert summary["files_added"] == 1 and summary["chunks_reused"] == 3 * 128
-    assert summary["chunks_embedded"] == summary["chunks_added"] - 3 * 128
+    # (at least: a text repeated later in the file takes its staged vector too)
+    assert summary["files_added"] == 1 and summary["chunks_reused"] >= 3 * 128
+    assert summary["chunks_embedded"] == summary["chunks_added"] - summary["chunks_reused"]
     invoke(*ingest_args(corpus, tmp_path / "clean", small_bert))
     assert chunks_of(index) == chunks_of(tmp_path / "clean")
     ours, clean = vectors_of(index), vectors_of(tmp_path / "clean")
