@@ -23,7 +23,7 @@ from .errors import BadInput
 from .filetypes import suffix_of, type_of
 from .hashing import chunk_hash, sha256_file
 from .ingest_records import Batch, CommitCounts, FileState, IngestSink, PreparedFile
-from .ingest_stream import KnownVectors, StreamStages, stream_file, streams
+from .ingest_stream import KnownVectors, StreamStages, embed_unknown, stream_file, streams
 from .positions import locate
 from .readers import SkipFile, printable, read_file, walk_found
 from .selection import SELECTION_REASONS, Selection
@@ -219,16 +219,8 @@ def embed(prepared: Sequence[PreparedFile], encode: Callable[[list[str]], np.nda
     if known is not None:
         for f in prepared:
             found.update(known(f))
-    todo = [i for i, c in enumerate(rows) if c["hash"] not in found]
-    if len(todo) == len(rows):
-        return encode([c["text"] for c in rows]), 0
-    vectors = np.zeros((len(rows), len(next(iter(found.values())))), dtype=np.float32)
-    for i, c in enumerate(rows):
-        if c["hash"] in found:
-            vectors[i] = found[c["hash"]]
-    if todo:
-        vectors[todo] = encode([rows[i]["text"] for i in todo])
-    return vectors, len(rows) - len(todo)
+    dim = len(next(iter(found.values()))) if found else 0  # (not used when nothing is known)
+    return embed_unknown(rows, found, dim, encode)
 
 
 @dataclass

@@ -127,12 +127,6 @@ def _flush(writer: IngestSink, staged: StagedFile, cache: KnownVectors, stages: 
            texts: list[tuple[int, str]], stream: TextStream) -> None:
     """Vectors for `rows` (known ones taken, the rest embedded), staged with the text
     pieces in one transaction."""
-    vectors = np.zeros((len(rows), writer.dim), dtype=np.float32)
-    known = cache.lookup([r["hash"] for r in rows])
-    todo = [i for i, r in enumerate(rows) if r["hash"] not in known]
-    for i, r in enumerate(rows):
-        if r["hash"] in known:
-            vectors[i] = known[r["hash"]]
     done = 0
 
     def moved(n: int) -> None:
@@ -143,9 +137,9 @@ def _flush(writer: IngestSink, staged: StagedFile, cache: KnownVectors, stages: 
             end = rows[min(done, len(rows)) - 1]["end"] if done else rows[0]["start"]
             stages.progress(int(end * stream.bytes_read / max(stream.chars_read, 1)), staged.chunk_count + done)
 
-    if todo:
-        vectors[todo] = stages.encode([rows[i]["text"] for i in todo], moved)
-    moved(len(rows) - len(todo))
+    vectors, reused = embed_unknown(rows, cache.lookup([r["hash"] for r in rows]), writer.dim,
+                                    lambda texts: stages.encode(texts, moved))
+    moved(reused)
     first = staged.chunk_count
 
     def write() -> None:
@@ -155,8 +149,24 @@ def _flush(writer: IngestSink, staged: StagedFile, cache: KnownVectors, stages: 
 
     writer.stage(write)
     staged.chunk_count += len(rows)
-    staged.embedded += len(todo)
-    staged.reused += len(rows) - len(todo)
+    staged.embedded += len(rows) - reused
+    staged.reused += reused
+
+
+def embed_unknown(rows: list[dict], known: dict[str, np.ndarray], dim: int,
+                  encode: Callable[[list[str]], np.ndarray]) -> tuple[np.ndarray, int]:
+    """Vectors for chunk rows ({text, hash}): `known` ones (hash -> vector) taken, the rest
+    embedded in one `encode` call; and how many were taken."""
+    todo = [i for i, r in enumerate(rows) if r["hash"] not in known]
+    if len(todo) == len(rows):
+        return (encode([r["text"] for r in rows]) if rows else np.zeros((0, dim), np.float32)), 0
+    vectors = np.zeros((len(rows), dim), dtype=np.float32)
+    for i, r in enumerate(rows):
+        if r["hash"] in known:
+            vectors[i] = known[r["hash"]]
+    if todo:
+        vectors[todo] = encode([rows[i]["text"] for i in todo])
+    return vectors, len(rows) - len(todo)
 
 
 class KnownVectors:
