@@ -35,7 +35,7 @@ fp32 and bf16 run their projections as oneDNN-fused calls on packed weights. Two
 let the tracer record them: the packed weight is a buffer of its module, so the graph reads
 it from there (a oneDNN tensor cannot be a graph constant), and the fused call with an
 activation goes through a TorchScript function (the tracer cannot record its empty scalar
-list). Both live in models/_common.py.
+list). Both live in models/linear.py.
 
 Python branches are taken once, at trace time. The graph is traced on one unpadded text,
 which is what every single text is, so the branches on padding masks are the ones a single

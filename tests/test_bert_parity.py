@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from searchkit.encoder import Encoder
-from searchkit.models import _common
+from searchkit.models import linear
 from searchkit.parity import DEFAULT_TEXTS, compare
 
 transformers = pytest.importorskip("transformers", reason="parity needs transformers (searchkit[parity])")
@@ -29,11 +29,11 @@ def reference(minilm):
 
 @pytest.fixture(params=["fused", "plain"])
 def linear_path(request, monkeypatch):
-    """Both paths of models._common.Dense: oneDNN-fused (the default on CPUs that have
+    """Both paths of models.linear.Dense: oneDNN-fused (the default on CPUs that have
     it) and plain F.linear (elsewhere, or SEARCHKIT_ONEDNN=0)."""
     if request.param == "plain":
-        monkeypatch.setattr(_common, "_onednn_dtypes", lambda: frozenset())
-    elif torch.float32 not in _common._onednn_dtypes():
+        monkeypatch.setattr(linear, "_onednn_dtypes", lambda: frozenset())
+    elif torch.float32 not in linear._onednn_dtypes():
         pytest.skip("this torch build has no oneDNN")
     return request.param
 
@@ -54,7 +54,7 @@ def test_every_hidden_state_matches_transformers_on_a_padded_batch(minilm, refer
 
 
 def test_fused_path_is_taken_on_the_cpu(minilm):
-    if torch.float32 not in _common._onednn_dtypes():
+    if torch.float32 not in linear._onednn_dtypes():
         pytest.skip("this torch build has no oneDNN")
     batch = minilm.pad(minilm.tokenize(EIGHT), np.arange(len(EIGHT)))
     with torch.profiler.profile() as prof:
@@ -65,9 +65,9 @@ def test_fused_path_is_taken_on_the_cpu(minilm):
     assert "aten::addmm" not in names and "aten::gelu" not in names
 
 
-@pytest.mark.skipif(torch.float32 not in _common._onednn_dtypes(), reason="no oneDNN fp32 path in this torch")
+@pytest.mark.skipif(torch.float32 not in linear._onednn_dtypes(), reason="no oneDNN fp32 path in this torch")
 def test_the_packed_weight_is_made_once_and_follows_the_weight():
-    dense = _common.Dense(16, 8, act="gelu").requires_grad_(False)
+    dense = linear.Dense(16, 8, act="gelu").requires_grad_(False)
     x = torch.randn(5, 16)
     with torch.inference_mode():
         first = dense(x)
@@ -84,18 +84,18 @@ def test_the_packed_weight_is_made_once_and_follows_the_weight():
 
 def test_a_failing_fused_call_falls_back_to_plain(minilm, monkeypatch):
     batch = minilm.pad(minilm.tokenize(EIGHT), np.arange(len(EIGHT)))
-    monkeypatch.setattr(_common, "_onednn_failed", set())
-    monkeypatch.setattr(_common, "_onednn_dtypes", lambda: frozenset())
+    monkeypatch.setattr(linear, "_onednn_failed", set())
+    monkeypatch.setattr(linear, "_onednn_dtypes", lambda: frozenset())
     plain = minilm.hidden_states(batch)[-1]
-    monkeypatch.setattr(_common, "_onednn_dtypes", lambda: frozenset({torch.float32}))
+    monkeypatch.setattr(linear, "_onednn_dtypes", lambda: frozenset({torch.float32}))
 
     def unsupported(self, x, residual):
         raise RuntimeError("onednn: unsupported post-op")
 
-    monkeypatch.setattr(_common.Dense, "_fused", unsupported)
+    monkeypatch.setattr(linear.Dense, "_fused", unsupported)
     assert torch.equal(minilm.hidden_states(batch)[-1], plain)
-    assert _common._onednn_failed == {torch.float32}
-    assert _common.linear_path(torch.device("cpu"), torch.float32) == "F.linear"
+    assert linear._onednn_failed == {torch.float32}
+    assert linear.linear_path(torch.device("cpu"), torch.float32) == "F.linear"
 
 
 def test_parity_report_passes_and_pooled_cosine(minilm, reference):

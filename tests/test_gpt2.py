@@ -13,8 +13,7 @@ transformers = pytest.importorskip(
 from tiny_models import TEXTS, encode, long_text, make_gpt2, max_diff, put, variant, without  # noqa: E402
 
 from searchkit.errors import BadInput, ModelLoadError  # noqa: E402
-from searchkit.models import load_model  # noqa: E402
-from searchkit.models._common import positions_from_mask  # noqa: E402
+from searchkit.models import load_model, positions_from_mask  # noqa: E402
 
 TOL = 1e-5  # fp32, every hidden state, real tokens only
 PAD = 0  # GPT-2 has no pad token; any id works under the mask

@@ -29,8 +29,8 @@ from tiny_models import (  # noqa: E402
 
 from searchkit.encoder import Encoder  # noqa: E402
 from searchkit.errors import ModelLoadError  # noqa: E402
-from searchkit.models import load_model  # noqa: E402
-from searchkit.models._common import Dense, limit_packing, positions_from_mask  # noqa: E402
+from searchkit.models import load_model, positions_from_mask  # noqa: E402
+from searchkit.models.linear import Dense, limit_packing  # noqa: E402
 from searchkit.models.qwen3 import Qwen3Config  # noqa: E402
 
 TOL = 1e-5  # fp32, every hidden state, real tokens only

@@ -8,8 +8,7 @@ from tiny_models import TEXTS, long_text, make_gpt2, make_modernbert, make_qwen3
 
 from searchkit import single_text_graph
 from searchkit.encoder import Encoder
-from searchkit.models import _common
-from searchkit.models._common import linear_path
+from searchkit.models import linear, linear_path
 
 TEXTS_OF_EVERY_LENGTH = TEXTS + ["", "a", long_text(400), long_text()]
 
@@ -83,23 +82,23 @@ def test_tracing_before_any_eager_text_keeps_the_fused_projections():
     every later batch ran plain F.linear."""
     if linear_path(torch.device("cpu"), torch.float32) != "oneDNN-fused":
         pytest.skip("this torch has no oneDNN-fused fp32 path")
-    _common._probe_onednn_dtypes.cache_clear()
+    linear._probe_onednn_dtypes.cache_clear()
     encoder = Encoder("all-MiniLM-L6-v2", device="cpu")
-    assert _common._probe_onednn_dtypes.cache_info().currsize == 0  # nothing has asked yet
+    assert linear._probe_onednn_dtypes.cache_info().currsize == 0  # nothing has asked yet
     assert encoder.trace_single_texts() == "traced"
     kinds = [node.kind() for node in encoder._graph.graph.nodes()]
     assert kinds.count("mkldnn::_linear_pointwise") + kinds.count("mkldnn::_linear_pointwise.binary") == 24
-    assert torch.float32 in _common._onednn_dtypes()  # batches stay fused too
+    assert torch.float32 in linear._onednn_dtypes()  # batches stay fused too
 
 
 def test_the_onednn_probe_is_not_answered_inside_a_trace():
-    _common._probe_onednn_dtypes.cache_clear()
+    linear._probe_onednn_dtypes.cache_clear()
     answers = []
     with torch.no_grad():
-        torch.jit.trace(lambda x: (answers.append(_common._onednn_dtypes()), x * 2)[1], (torch.ones(2),),
+        torch.jit.trace(lambda x: (answers.append(linear._onednn_dtypes()), x * 2)[1], (torch.ones(2),),
                         check_trace=False)
-    assert answers == [frozenset()] and _common._probe_onednn_dtypes.cache_info().currsize == 0
-    assert _common._onednn_dtypes() == _common._probe_onednn_dtypes()  # asked outside, it runs
+    assert answers == [frozenset()] and linear._probe_onednn_dtypes.cache_info().currsize == 0
+    assert linear._onednn_dtypes() == linear._probe_onednn_dtypes()  # asked outside, it runs
 
 
 @pytest.mark.parametrize("dtype", ["int8", "fp32"])

@@ -14,16 +14,16 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from ..errors import ModelLoadError
-from ..model_files import read_json_object
 from . import int8 as int8_ops
-from ._common import Dense, limit_packing, linear_path, load_strict, positions_from_mask
+from .layers import positions_from_mask
+from .linear import Dense, limit_packing, linear_path
+from .loading import load_strict, read_config, read_weights, weight_files
 
-# What other parts of searchkit may use of the models' helpers (models/_common.py stays private):
-# how the linear layers run on a device and dtype, and the position ids of a padded batch.
+# What other parts of searchkit may use of the models' helpers (linear.py, layers.py and
+# loading.py are for the architectures): how the linear layers run on a device and dtype,
+# the position ids of a padded batch, and reading a checkpoint folder.
 __all__ = ["ARCHITECTURES", "architecture", "linear_path", "load_model", "positions_from_mask", "read_config",
            "read_weights", "weight_files"]
 
@@ -38,11 +38,6 @@ ARCHITECTURES = {
 }
 
 
-def read_config(model_dir: str | Path) -> dict:
-    """The parsed config.json of a checkpoint folder."""
-    return read_json_object(Path(model_dir) / "config.json", required=True)
-
-
 def architecture(cfg: dict, source: str = "config.json") -> ModuleType:
     """The module implementing `cfg['model_type']`."""
     model_type = cfg.get("model_type")
@@ -50,27 +45,6 @@ def architecture(cfg: dict, source: str = "config.json") -> ModuleType:
         known = ", ".join(sorted(ARCHITECTURES))
         raise ModelLoadError(f"{source}: model_type {model_type!r} is not supported (supported: {known})")
     return importlib.import_module(f"{__name__}.{ARCHITECTURES[model_type]}")
-
-
-def weight_files(model_dir: str | Path) -> list[Path]:
-    """The safetensors files of a checkpoint (single file or shards). Pickles are never read."""
-    model_dir = Path(model_dir)
-    files = sorted(model_dir.glob("*.safetensors"))
-    if not files:
-        pickles = [p.name for p in model_dir.glob("*.bin")] + [p.name for p in model_dir.glob("*.pt")]
-        hint = f" (found {', '.join(pickles)}: pickled weights are never loaded; convert to safetensors)" if pickles else ""
-        raise ModelLoadError(f"{model_dir}: no .safetensors weights{hint}")
-    return files
-
-
-def read_weights(model_dir: str | Path) -> dict[str, torch.Tensor]:
-    state: dict[str, torch.Tensor] = {}
-    for path in weight_files(model_dir):
-        try:
-            state.update(load_file(str(path)))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise ModelLoadError(f"{path}: cannot read safetensors ({exc})") from None
-    return state
 
 
 def load_model(

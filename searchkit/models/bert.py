@@ -14,17 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import BadInput, ModelLoadError
-from ._common import (
-    Dense,
-    activation,
-    check_heads,
-    embedding,
-    key_padding_mask,
-    positions_from_mask,
-    rename_keys,
-    require,
-    resolve_upto,
-)
+from .layers import activation, embedding, key_padding_mask, positions_from_mask, resolve_upto
+from .linear import Dense
+from .loading import check_heads, rename_keys, require
 
 
 @dataclass

@@ -22,17 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import BadInput, ModelLoadError
-from ._common import (
-    Dense,
-    activation,
-    causal_padding_mask,
-    check_heads,
-    embedding,
-    positions_from_mask,
-    rename_keys,
-    require,
-    resolve_upto,
-)
+from .layers import activation, causal_padding_mask, embedding, positions_from_mask, resolve_upto
+from .linear import Dense
+from .loading import check_heads, rename_keys, require
 
 
 @dataclass

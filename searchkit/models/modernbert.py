@@ -27,21 +27,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelLoadError
-from ._common import (
-    Dense,
+from .layers import (
     Packing,
     Rope,
     activation,
     apply_rotary,
-    check_heads,
     embedding,
     key_padding_mask,
     positions_from_mask,
-    rename_keys,
-    require,
     resolve_upto,
     rotary,
 )
+from .linear import Dense
+from .loading import check_heads, rename_keys, require
 
 GLOBAL, LOCAL = "full_attention", "sliding_attention"  # transformers 5's layer_types names
 

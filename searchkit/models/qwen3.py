@@ -25,19 +25,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import BadInput, ModelLoadError
-from ._common import (
-    Dense,
+from .layers import (
     Rope,
     activation,
     apply_rotary,
     causal_padding_mask,
     embedding,
     positions_from_mask,
-    rename_keys,
-    require,
     resolve_upto,
     rotary,
 )
+from .linear import Dense
+from .loading import rename_keys, require
 
 DEFAULT_ROPE_THETA = 10_000.0  # transformers' value when a config names none
 
