@@ -19,6 +19,7 @@ from .linear import Dense
 from .loading import check_heads, rename_keys, require
 
 
+# Mirrors transformers.models.bert.configuration_bert.BertConfig (the fields an encoder reads)
 @dataclass
 class BertConfig:
     vocab_size: int  # rows of the word embedding table
@@ -55,6 +56,7 @@ class BertConfig:
         return config
 
 
+# Mirrors transformers.models.bert.modeling_bert.BertEmbeddings
 class BertEmbeddings(nn.Module):
     def __init__(self, c: BertConfig):
         super().__init__()
@@ -76,6 +78,8 @@ class BertEmbeddings(nn.Module):
         return self.LayerNorm(x)
 
 
+# Mirrors transformers.models.bert.modeling_bert.BertAttention:
+# BertSelfAttention (query|key|value fused into qkv) + BertSelfOutput
 class BertAttention(nn.Module):
     def __init__(self, c: BertConfig):
         super().__init__()
@@ -93,6 +97,7 @@ class BertAttention(nn.Module):
         return self.LayerNorm(self.output(y, residual=x))
 
 
+# Mirrors transformers.models.bert.modeling_bert.BertLayer (+ BertIntermediate, BertOutput)
 class BertLayer(nn.Module):
     def __init__(self, c: BertConfig):
         super().__init__()
@@ -106,6 +111,8 @@ class BertLayer(nn.Module):
         return self.LayerNorm(self.output(self.intermediate(x), residual=x))
 
 
+# Mirrors transformers.models.bert.modeling_bert.BertModel
+# (+ BertEncoder's loop over the layers; no BertPooler)
 class BertModel(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()

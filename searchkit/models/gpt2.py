@@ -27,6 +27,7 @@ from .linear import Dense
 from .loading import check_heads, rename_keys, require
 
 
+# Mirrors transformers.models.gpt2.configuration_gpt2.GPT2Config
 @dataclass
 class GPT2Config:
     vocab_size: int  # rows of the token embedding table (50,257 for gpt2)
@@ -62,6 +63,8 @@ class GPT2Config:
         return config
 
 
+# Mirrors transformers.models.gpt2.modeling_gpt2.GPT2Attention
+# (self-attention only: no cross-attention, no cache)
 class GPT2Attention(nn.Module):
     def __init__(self, c: GPT2Config, index: int):
         super().__init__()
@@ -83,6 +86,7 @@ class GPT2Attention(nn.Module):
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C), residual=residual)  # y: (B, H, T, D)
 
 
+# Mirrors transformers.models.gpt2.modeling_gpt2.GPT2MLP
 class GPT2MLP(nn.Module):
     def __init__(self, c: GPT2Config):
         super().__init__()
@@ -93,6 +97,7 @@ class GPT2MLP(nn.Module):
         return self.c_proj(self.c_fc(x), residual=residual)  # residual + MLP(x): (B, T, C)
 
 
+# Mirrors transformers.models.gpt2.modeling_gpt2.GPT2Block
 class GPT2Block(nn.Module):
     def __init__(self, c: GPT2Config, index: int):
         super().__init__()
@@ -106,6 +111,8 @@ class GPT2Block(nn.Module):
         return self.mlp(self.ln_2(x), residual=x)
 
 
+# Mirrors transformers.models.gpt2.modeling_gpt2.GPT2Model
+# (its mask: transformers.masking_utils.create_causal_mask)
 class GPT2Model(nn.Module):
     def __init__(self, config: GPT2Config):
         super().__init__()

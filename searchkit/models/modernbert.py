@@ -44,6 +44,7 @@ from .loading import check_heads, rename_keys, require
 GLOBAL, LOCAL = "full_attention", "sliding_attention"  # transformers 5's layer_types names
 
 
+# Mirrors transformers.models.modernbert.configuration_modernbert.ModernBertConfig
 @dataclass
 class ModernBertConfig:
     vocab_size: int  # rows of the token embedding table (padded past the tokenizer's vocab)
@@ -143,6 +144,7 @@ def _rope_theta(cfg: dict, kind: str) -> float:
     return float(theta)
 
 
+# Mirrors transformers.models.modernbert.modeling_modernbert.ModernBertEmbeddings
 class ModernBertEmbeddings(nn.Module):
     def __init__(self, c: ModernBertConfig):
         super().__init__()
@@ -153,6 +155,8 @@ class ModernBertEmbeddings(nn.Module):
         return self.norm(self.tok_embeddings(ids))  # (N,) -> (N, C)
 
 
+# Mirrors transformers.models.modernbert.modeling_modernbert.ModernBertAttention
+# (RoPE: ModernBertRotaryEmbedding and apply_rotary_pos_emb there, here models/layers.py)
 class ModernBertAttention(nn.Module):
     def __init__(self, c: ModernBertConfig):
         super().__init__()
@@ -175,6 +179,7 @@ class ModernBertAttention(nn.Module):
         return self.Wo(y, residual=residual)
 
 
+# Mirrors transformers.models.modernbert.modeling_modernbert.ModernBertMLP
 class ModernBertMLP(nn.Module):
     def __init__(self, c: ModernBertConfig):
         super().__init__()
@@ -187,6 +192,7 @@ class ModernBertMLP(nn.Module):
         return self.Wo(self.act(inp) * gate, residual=residual)  # residual + MLP(x): (N, C)
 
 
+# Mirrors transformers.models.modernbert.modeling_modernbert.ModernBertEncoderLayer
 class ModernBertLayer(nn.Module):
     def __init__(self, c: ModernBertConfig, index: int):
         super().__init__()
@@ -205,6 +211,9 @@ class ModernBertLayer(nn.Module):
         return self.mlp(self.mlp_norm(x), residual=x)
 
 
+# Mirrors transformers.models.modernbert.modeling_modernbert.ModernBertModel
+# (its masks: transformers.masking_utils.create_bidirectional_mask and
+# create_bidirectional_sliding_window_mask)
 class ModernBertModel(nn.Module):
     def __init__(self, config: ModernBertConfig):
         super().__init__()

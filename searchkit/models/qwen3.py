@@ -41,6 +41,7 @@ from .loading import rename_keys, require
 DEFAULT_ROPE_THETA = 10_000.0  # transformers' value when a config names none
 
 
+# Mirrors transformers.models.qwen3.configuration_qwen3.Qwen3Config
 @dataclass
 class Qwen3Config:
     vocab_size: int  # rows of the token embedding table (151,669 for Qwen3-Embedding)
@@ -128,6 +129,7 @@ def _check_full_attention(cfg: dict, num_layers: int) -> None:
         raise ModelLoadError("config.json: use_sliding_window is true: sliding-window attention is not supported")
 
 
+# Mirrors transformers.models.qwen3.modeling_qwen3.Qwen3RMSNorm
 class RMSNorm(nn.Module):
     """x / rms(x) * weight, normalised in fp32 and rounded to x's dtype before the weight
     (what the reference does, so that bf16 runs match it bit for bit)."""
@@ -143,6 +145,9 @@ class RMSNorm(nn.Module):
         return self.weight * xf.to(x.dtype)
 
 
+# Mirrors transformers.models.qwen3.modeling_qwen3.Qwen3Attention
+# (RoPE: Qwen3RotaryEmbedding and apply_rotary_pos_emb there, here models/layers.py;
+# the key/value head repeat: repeat_kv)
 class Qwen3Attention(nn.Module):
     def __init__(self, c: Qwen3Config):
         super().__init__()
@@ -176,6 +181,7 @@ class Qwen3Attention(nn.Module):
         return self.o_proj(y.transpose(1, 2).reshape(B, T, H * D), residual=residual)
 
 
+# Mirrors transformers.models.qwen3.modeling_qwen3.Qwen3MLP
 class Qwen3MLP(nn.Module):
     def __init__(self, c: Qwen3Config):
         super().__init__()
@@ -189,6 +195,7 @@ class Qwen3MLP(nn.Module):
         return self.down_proj(gated, residual=residual)  # residual + SwiGLU(x): (B, T, C)
 
 
+# Mirrors transformers.models.qwen3.modeling_qwen3.Qwen3DecoderLayer
 class Qwen3Layer(nn.Module):
     def __init__(self, c: Qwen3Config):
         super().__init__()
@@ -202,6 +209,8 @@ class Qwen3Layer(nn.Module):
         return self.mlp(self.post_attention_layernorm(x), residual=x)
 
 
+# Mirrors transformers.models.qwen3.modeling_qwen3.Qwen3Model
+# (its mask: transformers.masking_utils.create_causal_mask)
 class Qwen3Model(nn.Module):
     def __init__(self, config: Qwen3Config):
         super().__init__()

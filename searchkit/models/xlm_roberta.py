@@ -19,6 +19,8 @@ from ..errors import ModelLoadError
 from . import bert
 
 
+# Mirrors transformers.models.xlm_roberta.configuration_xlm_roberta.XLMRobertaConfig
+# (and transformers.models.roberta.configuration_roberta.RobertaConfig)
 @dataclass
 class XLMRobertaConfig(bert.BertConfig):
     @classmethod
@@ -56,4 +58,11 @@ def convert_checkpoint(state: dict[str, torch.Tensor], config: XLMRobertaConfig)
 
 
 Config = XLMRobertaConfig
+# models/bert.py's blocks, with position_offset, mirror transformers.models.xlm_roberta.
+# modeling_xlm_roberta's (and transformers.models.roberta.modeling_roberta's Roberta*):
+#   bert.BertEmbeddings -> XLMRobertaEmbeddings (positions from padding_idx + 1; its
+#                          create_position_ids_from_input_ids counts non-pad ids, we the mask)
+#   bert.BertAttention  -> XLMRobertaAttention (XLMRobertaSelfAttention + XLMRobertaSelfOutput)
+#   bert.BertLayer      -> XLMRobertaLayer (+ XLMRobertaIntermediate, XLMRobertaOutput)
+#   bert.BertModel      -> XLMRobertaModel (+ XLMRobertaEncoder's loop; no XLMRobertaPooler)
 Model = bert.BertModel
