@@ -61,7 +61,8 @@ class StreamStages:
 
 def stream_file(writer: IngestSink, state: FileState, stages: StreamStages) -> StagedFile:
     """Read, chunk, embed and stage one file; `SkipFile` when it turns out not to be text
-    (its staged rows are dropped then). The writer's lock is held throughout."""
+    (this attempt's rows are dropped then; the caller drops earlier ones when the reason
+    is the file's content). The writer's lock is held throughout."""
     staging, path = writer.staging, str(state.path)
     cache = KnownVectors(writer, staging.attempts(path), state.old_id)
     attempt = writer.stage(lambda: staging.begin(path))
