@@ -6,51 +6,16 @@ import torch
 
 from searchkit.encoder import Encoder
 from searchkit.models import linear
-from searchkit.parity import DEFAULT_TEXTS, compare
+from searchkit.parity import compare
 
 transformers = pytest.importorskip("transformers", reason="parity needs transformers (searchkit[parity])")
 
-EIGHT = [
-    "The cat sits outside",
-    "A man is playing guitar",
-    "I love pasta",
-    "The new movie is awesome",
-    "The cat plays in the garden",
-    "A woman watches TV",
-    "The new movie is so great",
-    "Do you like pizza?",
-]
+from tiny_models import EIGHT  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def reference(minilm):
     return transformers.AutoModel.from_pretrained(str(minilm.path), dtype=torch.float32).eval()
-
-
-@pytest.fixture(params=["fused", "plain"])
-def linear_path(request, monkeypatch):
-    """Both paths of models.linear.Dense: oneDNN-fused (the default on CPUs that have
-    it) and plain F.linear (elsewhere, or SEARCHKIT_ONEDNN=0)."""
-    if request.param == "plain":
-        monkeypatch.setattr(linear, "_onednn_dtypes", lambda: frozenset())
-    elif torch.float32 not in linear._onednn_dtypes():
-        pytest.skip("this torch build has no oneDNN")
-    return request.param
-
-
-def test_every_hidden_state_matches_transformers_on_a_padded_batch(minilm, reference, linear_path):
-    texts = EIGHT + DEFAULT_TEXTS
-    ids = minilm.tokenize(texts)
-    assert len({len(x) for x in ids}) > 3  # mixed lengths: padding is exercised
-    batch = minilm.pad(ids, np.arange(len(ids)))
-    ours = minilm.hidden_states(batch)
-    with torch.inference_mode():
-        ref = reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                        output_hidden_states=True).hidden_states
-    assert len(ours) == len(ref) == 7
-    real = batch.attention_mask.bool()
-    for i, (a, b) in enumerate(zip(ours, ref)):
-        assert (a[real] - b[real]).abs().max().item() <= 1e-5, f"hidden state {i}"
 
 
 def test_fused_path_is_taken_on_the_cpu(minilm):
@@ -119,14 +84,6 @@ def test_eight_sentences_top_pairs_with_padding_aware_mean(minilm):
     sims = v @ v.T
     top = sorted((sims[i, j] for i in range(8) for j in range(i + 1, 8)), reverse=True)[:5]
     np.testing.assert_allclose(top, [0.89, 0.68, 0.51, 0.26, 0.24], atol=0.006)
-
-
-def test_vectors_do_not_depend_on_batch_mates(minilm):
-    alone = np.stack([minilm.encode([t])[0] for t in EIGHT])
-    together = minilm.encode(EIGHT)
-    with_long = minilm.encode(EIGHT + [DEFAULT_TEXTS[-1]])[:8]
-    assert np.abs(alone - together).max() < 1e-6
-    assert np.abs(alone - with_long).max() < 1e-6
 
 
 def test_matches_sentence_transformers_pooling_definition(minilm, reference):

@@ -10,10 +10,20 @@ transformers = pytest.importorskip(
     "transformers", reason="parity tests need transformers (pip install 'searchkit[parity]')"
 )
 
-from tiny_models import TEXTS, encode, long_text, make_gpt2, max_diff, put, variant, without  # noqa: E402
+from tiny_models import (  # noqa: E402
+    TEXTS,
+    encode,
+    long_text,
+    make_gpt2,
+    max_diff,
+    put,
+    reference_hidden_states,
+    variant,
+    without,
+)
 
 from searchkit.errors import BadInput, ModelLoadError  # noqa: E402
-from searchkit.models import load_model, positions_from_mask  # noqa: E402
+from searchkit.models import load_model  # noqa: E402
 
 TOL = 1e-5  # fp32, every hidden state, real tokens only
 PAD = 0  # GPT-2 has no pad token; any id works under the mask
@@ -37,30 +47,7 @@ def batch(model_dir, side="right"):
 def reference(model_dir, ids, mask, impl="sdpa"):
     """transformers' hidden states, given our position ids (its own default is arange(T),
     which shifts a left-padded text's positions)."""
-    model = transformers.GPT2Model.from_pretrained(
-        model_dir, attn_implementation=impl, dtype=torch.float32
-    )
-    with torch.no_grad():
-        out = model.eval()(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions_from_mask(mask),
-            output_hidden_states=True,
-        )
-    assert torch.equal(out.hidden_states[-1], out.last_hidden_state)  # the last one is after ln_f
-    return out.hidden_states
-
-
-@pytest.mark.parametrize("side", ["right", "left"])
-@pytest.mark.parametrize("impl", ["eager", "sdpa"])
-def test_every_hidden_state_matches_transformers(model_dir, ours, impl, side):
-    ids, mask = batch(model_dir, side)
-    with torch.no_grad():
-        hidden = ours(ids, mask)
-    diffs = max_diff(hidden, reference(model_dir, ids, mask, impl), mask)
-    assert max(diffs) <= TOL, diffs
-    assert len(hidden) == ours.num_hidden_states == 5
-    assert all(h.shape == (*ids.shape, 64) for h in hidden)
+    return reference_hidden_states(transformers.GPT2Model, model_dir, ids, mask, impl, positions=True)
 
 
 def test_unpadded_input_matches_transformers_defaults(model_dir, ours):
@@ -88,24 +75,6 @@ def test_config_variants_match_transformers(tmp_path, overrides):
         hidden = load_model(model_dir)(ids, mask)
     diffs = max_diff(hidden, reference(model_dir, ids, mask), mask)
     assert max(diffs) <= TOL, diffs
-
-
-def test_padding_side_does_not_matter(model_dir, ours):
-    (ri, rm), (li, lm) = batch(model_dir, "right"), batch(model_dir, "left")
-    with torch.no_grad():
-        right, left = ours(ri, rm), ours(li, lm)
-    for a, b in zip(right, left):
-        assert (a[rm.bool()] - b[lm.bool()]).abs().max() <= TOL
-
-
-@pytest.mark.parametrize("side", ["right", "left"])
-def test_batch_mates_do_not_change_a_text(model_dir, ours, side):
-    alone_ids, alone_mask = encode(model_dir, [TEXTS[1]], PAD)
-    ids, mask = encode(model_dir, [TEXTS[1], long_text()], PAD, side=side)
-    with torch.no_grad():
-        alone, together = ours(alone_ids, alone_mask), ours(ids, mask)
-    for a, b in zip(alone, together):
-        assert (a[0] - b[0][mask[0].bool()]).abs().max() <= TOL
 
 
 def test_default_layer_is_the_middle_and_costs_half(model_dir, ours):

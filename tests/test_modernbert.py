@@ -11,7 +11,17 @@ transformers = pytest.importorskip(
     "transformers", reason="parity tests need transformers (pip install 'searchkit[parity]')"
 )
 
-from tiny_models import TEXTS, encode, long_text, make_modernbert, max_diff, put, variant, without  # noqa: E402
+from tiny_models import (  # noqa: E402
+    TEXTS,
+    encode,
+    long_text,
+    make_modernbert,
+    max_diff,
+    put,
+    reference_hidden_states,
+    variant,
+    without,
+)
 
 from searchkit.errors import ModelLoadError  # noqa: E402
 from searchkit.models import load_model  # noqa: E402
@@ -40,24 +50,7 @@ def batch(model_dir):
 
 
 def reference(model_dir, ids, mask, impl="sdpa"):
-    model = transformers.ModernBertModel.from_pretrained(
-        model_dir, attn_implementation=impl, dtype=torch.float32
-    )
-    with torch.no_grad():
-        out = model.eval()(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-    assert torch.equal(out.hidden_states[-1], out.last_hidden_state)  # transformers 5 ties them
-    return out.hidden_states
-
-
-@pytest.mark.parametrize("impl", ["eager", "sdpa"])
-def test_every_hidden_state_matches_transformers(model_dir, ours, batch, impl):
-    ids, mask = batch
-    with torch.no_grad():
-        hidden = ours(ids, mask)
-    diffs = max_diff(hidden, reference(model_dir, ids, mask, impl), mask)
-    assert max(diffs) <= TOL, diffs
-    assert len(hidden) == ours.num_hidden_states == 7
-    assert all(h.shape == (*ids.shape, 64) for h in hidden)
+    return reference_hidden_states(transformers.ModernBertModel, model_dir, ids, mask, impl)
 
 
 @pytest.mark.parametrize(
@@ -91,26 +84,6 @@ def test_sliding_window_matters(model_dir, tmp_path, batch):
     diffs = max_diff(hidden, reference(model_dir, ids, mask), mask)
     # Layer 0 is global (no change); layer 1, hidden state 2, is the first local one.
     assert diffs[1] == 0 and diffs[2] > 1e-3 and diffs[-1] > 1e-3, diffs
-
-
-def test_batch_mates_do_not_change_a_text(ours, model_dir):
-    short_ids, short_mask = encode(model_dir, [TEXTS[1]], PAD)
-    ids, mask = encode(model_dir, [TEXTS[1], long_text()], PAD)
-    with torch.no_grad():
-        alone, together = ours(short_ids, short_mask), ours(ids, mask)
-    n = int(short_mask.sum())
-    for a, b in zip(alone, together):
-        assert (a[0, :n] - b[0, :n]).abs().max() <= TOL
-        assert not b[0, n:].any()  # padding comes back as zeros
-
-
-def test_padding_side_does_not_matter(ours, model_dir):
-    right = encode(model_dir, TEXTS, PAD, side="right")
-    left = encode(model_dir, TEXTS, PAD, side="left")
-    with torch.no_grad():
-        from_right, from_left = ours(*right), ours(*left)
-    for a, b in zip(from_right, from_left):
-        assert (a[right[1].bool()] - b[left[1].bool()]).abs().max() <= TOL
 
 
 def test_mlp_runs_on_real_tokens_only(ours, batch):

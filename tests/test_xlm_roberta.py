@@ -1,9 +1,7 @@
 """Our XLM-RoBERTa (BERT's layers, RoBERTa's positions) against transformers, on tiny random models."""
 
-import json
 import os
 
-import numpy as np
 import pytest
 import torch
 
@@ -12,8 +10,17 @@ transformers = pytest.importorskip(
     "transformers", reason="parity tests need transformers (pip install 'searchkit[parity]')"
 )
 
-from index_helpers import invoke  # noqa: E402
-from tiny_models import TEXTS, encode, long_text, make_xlm_roberta, max_diff, put, variant, without  # noqa: E402
+from tiny_models import (  # noqa: E402
+    TEXTS,
+    encode,
+    long_text,
+    make_xlm_roberta,
+    max_diff,
+    put,
+    reference_hidden_states,
+    variant,
+    without,
+)
 
 from searchkit.encoder import Encoder  # noqa: E402
 from searchkit.errors import BadInput, ModelLoadError  # noqa: E402
@@ -44,22 +51,7 @@ def batch(model_dir, side="right"):
 
 def reference(model_dir, ids, mask, impl="sdpa", cls=None):
     """transformers' hidden states; it derives positions from the pad ids, either side."""
-    cls = cls or transformers.XLMRobertaModel
-    model = cls.from_pretrained(model_dir, attn_implementation=impl, dtype=torch.float32)
-    with torch.no_grad():
-        return model.eval()(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
-
-
-@pytest.mark.parametrize("side", ["right", "left"])
-@pytest.mark.parametrize("impl", ["eager", "sdpa"])
-def test_every_hidden_state_matches_transformers(model_dir, ours, impl, side):
-    ids, mask = batch(model_dir, side)
-    with torch.no_grad():
-        hidden = ours(ids, mask)
-    diffs = max_diff(hidden, reference(model_dir, ids, mask, impl), mask)
-    assert max(diffs) <= TOL, diffs
-    assert len(hidden) == ours.num_hidden_states == 5
-    assert all(h.shape == (*ids.shape, 64) for h in hidden)
+    return reference_hidden_states(cls or transformers.XLMRobertaModel, model_dir, ids, mask, impl)
 
 
 def test_positions_start_past_padding_idx(model_dir, ours, monkeypatch):
@@ -105,37 +97,6 @@ def test_roberta_model_type_is_the_same_layout(model_dir, tmp_path):
         hidden = load_model(roberta)(ids, mask)
     diffs = max_diff(hidden, reference(roberta, ids, mask, cls=transformers.RobertaModel), mask)
     assert max(diffs) <= TOL, diffs
-
-
-def test_pooled_vectors_do_not_depend_on_batch_mates(model_dir):
-    enc = Encoder(model_dir, device="cpu")
-    texts = TEXTS + [long_text(), "Ein kurzer Satz."]
-    together = enc.encode(texts)
-    alone = np.stack([enc.encode([t])[0] for t in texts])
-    assert np.abs(together - alone).max() <= 1e-6
-
-
-def test_pooled_vectors_match_sentence_transformers(model_dir):
-    st = pytest.importorskip("sentence_transformers")
-    texts = TEXTS + [long_text(), long_text(600)]
-    ref = st.SentenceTransformer(str(model_dir), device="cpu").encode(texts, batch_size=2)
-    got = Encoder(model_dir, device="cpu").encode(texts)
-    assert got.shape == ref.shape == (5, 64)
-    assert np.abs(got - ref).max() <= 1e-6
-
-
-@pytest.mark.parametrize("dtype", ["fp32", "int8"])
-def test_parity_command_passes(model_dir, dtype):
-    texts = [t for text in TEXTS + [long_text()] for t in ("--text", text)]
-    result = invoke("parity", "--model", model_dir, "--dtype", dtype, "--json", *texts)
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert report["passed"] and report["model_type"] == "xlm-roberta" and report["tokens"] > 500
-    worst = max(layer["max_abs"] for layer in report["layers"])
-    if dtype == "fp32":
-        assert worst <= TOL
-    else:  # quantised: looser than fp32, within int8's stated tolerance
-        assert 1e-4 < worst <= report["tolerance"]["max_abs"]
 
 
 # multilingual-e5-base's config.json as released.

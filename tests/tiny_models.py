@@ -43,6 +43,18 @@ TEXTS = [
     "is evaluated before the left-hand side.",
 ]
 
+# Eight short sentences (sentence-transformers' README example) for the BERT (MiniLM) tests.
+EIGHT = [
+    "The cat sits outside",
+    "A man is playing guitar",
+    "I love pasta",
+    "The new movie is awesome",
+    "The cat plays in the garden",
+    "A woman watches TV",
+    "The new movie is so great",
+    "Do you like pizza?",
+]
+
 
 @lru_cache(maxsize=None)
 def corpus() -> str:
@@ -383,6 +395,8 @@ def encode(folder: str | Path, texts: list[str], pad_id: int, side="right", max_
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
+    tok.no_padding()  # MiniLM's tokenizer.json pads to 128 itself; rows are padded here
+    tok.no_truncation()
     rows = [e.ids[:max_length] for e in tok.encode_batch(texts)]
     T = max(len(r) for r in rows)
     input_ids = torch.full((len(rows), T), pad_id, dtype=torch.long)
@@ -392,6 +406,28 @@ def encode(folder: str | Path, texts: list[str], pad_id: int, side="right", max_
         input_ids[b, span] = torch.tensor(row)
         mask[b, span] = 1
     return input_ids, mask
+
+
+def minilm_folder(folder: str | Path | None = None) -> Path:
+    """all-MiniLM-L6-v2 as shipped (a real BERT, small enough for parity tests); `folder`
+    is ignored, so it takes a factory's place beside make_modernbert and the rest."""
+    from searchkit.resolve import resolve_model
+
+    return resolve_model("all-MiniLM-L6-v2")
+
+
+def reference_hidden_states(cls, folder, ids, mask, impl="sdpa", positions=False):
+    """Every hidden state of transformers' `cls` (e.g. transformers.GPT2Model) loaded from
+    `folder` in fp32, on (ids, mask). `positions`: pass our position ids
+    (positions_from_mask) instead of transformers' default 0..T-1 along the row."""
+    from searchkit.models import positions_from_mask
+
+    model = cls.from_pretrained(folder, attn_implementation=impl, dtype=torch.float32)
+    kwargs = {"position_ids": positions_from_mask(mask)} if positions else {}
+    with torch.no_grad():
+        out = model.eval()(input_ids=ids, attention_mask=mask, output_hidden_states=True, **kwargs)
+    assert torch.equal(out.hidden_states[-1], out.last_hidden_state)  # transformers 5 ties them
+    return out.hidden_states
 
 
 if __name__ == "__main__":
