@@ -22,7 +22,15 @@ from .documents import Document
 from .errors import BadInput
 from .filetypes import suffix_of, type_of
 from .hashing import chunk_hash, sha256_file
-from .ingest_records import Batch, CommitCounts, FileState, IngestSink, PreparedFile
+from .ingest_records import (
+    MAX_FILE_BYTES,
+    STREAM_BYTES,
+    Batch,
+    CommitCounts,
+    FileState,
+    IngestSink,
+    PreparedFile,
+)
 from .ingest_stream import KnownVectors, StreamStages, embed_unknown, stream_file, streams
 from .positions import locate
 from .readers import SkipFile, printable, read_file, walk_found
@@ -43,9 +51,6 @@ def content_reason(reason: str) -> bool:
     this run's selection leaves it out (hidden, ignored, excluded: like a file gone)."""
     return reason.startswith(CONTENT_REASONS + SELECTION_REASONS)
 
-MAX_FILE_BYTES = 50 * 2**20
-# Text files bigger than this are read, chunked and embedded in parts (ingest_stream.py).
-STREAM_BYTES = 2**20
 
 
 @dataclass
@@ -350,7 +355,8 @@ def run(writer: IngestSink, paths: Sequence[str | Path], pipeline: Pipeline, lim
     todo = found.new + found.changed
     big = [s for s in todo if stream is not None and settings.chunk_tokens is not None
            and streams(s.path, s.size, limits.stream_bytes)]
-    small = [s for s in todo if s not in big]  # first: never held back behind a big file
+    streamed = {id(s) for s in big}
+    small = [s for s in todo if id(s) not in streamed]  # first: never held back behind a big file
     _drop_stale_staging(writer, paths, {str(s.path) for s in big})
     total = sum(s.size for s in todo)
     if progress:  # the total at once: the first batch may take seconds to embed

@@ -24,9 +24,14 @@ if TYPE_CHECKING:
     from .store.segments import Segments
     from .store.staging import Staging
 
-__all__ = ["Batch", "CommitCounts", "FileState", "IngestSink", "PreparedFile", "StagedFile"]
+__all__ = ["MAX_FILE_BYTES", "STREAM_BYTES", "Batch", "CommitCounts", "FileState", "IngestSink", "PreparedFile", "StagedFile"]
 
 T = TypeVar("T")
+
+# The largest file an ingest reads; text files over STREAM_BYTES are read, chunked and
+# embedded in parts (ingest_stream.py).
+MAX_FILE_BYTES = 50 * 2**20
+STREAM_BYTES = 2**20
 
 
 @dataclass

@@ -27,7 +27,7 @@ from .documents import Document
 from .errors import SkipFile
 from .filetypes import suffix_of, type_of
 from .hashing import chunk_hash
-from .ingest_records import FileState, IngestSink, StagedFile
+from .ingest_records import MAX_FILE_BYTES, FileState, IngestSink, StagedFile
 from .positions import locate
 from .readers import markdown_title, rst_title
 from .text_stream import TextStream
@@ -54,7 +54,7 @@ class StreamStages:
     max_tokens: int
     overlap: int
     embed_chunks: int = 512
-    max_bytes: int = 50 * 2**20
+    max_bytes: int = MAX_FILE_BYTES
     window_chars: int | None = None  # None: chunk_stream.WINDOW_CHARS
     progress: Callable[[int, int], None] | None = None
 
